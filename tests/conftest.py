@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.conf import settings
+
+
+@pytest.fixture
+def postgres_available() -> None:
+    """Skip unless the suite runs on PostgreSQL (DATABASE_URL=postgres://...)."""
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip(
+            "needs PostgreSQL: set DATABASE_URL=postgres://postgres@127.0.0.1:5432/test"
+        )
+
+
+@pytest.fixture
+def redis_available() -> None:
+    """Skip unless the default cache is Redis (REDIS_URL=redis://...) and it answers."""
+    if (
+        settings.CACHES["default"]["BACKEND"]
+        != "django.core.cache.backends.redis.RedisCache"
+    ):
+        pytest.skip("needs Redis: set REDIS_URL=redis://127.0.0.1:6379/0")
+    from django.core.cache import cache
+
+    try:
+        cache.get("django-conditional-ping")
+    except Exception as exc:  # the redis client raises its own ConnectionError family
+        pytest.skip(f"Redis at {os.environ.get('REDIS_URL')} does not answer: {exc}")
+
+
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Tests marked ``postgres`` or ``redis`` need the service selected by the environment."""
+    on_postgres = (
+        settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    )
+    on_redis = (
+        settings.CACHES["default"]["BACKEND"]
+        == "django.core.cache.backends.redis.RedisCache"
+    )
+    skip_pg = pytest.mark.skip(
+        reason="needs PostgreSQL: set DATABASE_URL=postgres://..."
+    )
+    skip_redis = pytest.mark.skip(reason="needs Redis: set REDIS_URL=redis://...")
+    for item in items:
+        if not on_postgres and item.get_closest_marker("postgres"):
+            item.add_marker(skip_pg)
+        if not on_redis and item.get_closest_marker("redis"):
+            item.add_marker(skip_redis)

@@ -1,0 +1,198 @@
+"""The package installs, declares what it supports, and ships without pending migrations."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import subprocess
+import sys
+import zipfile
+from importlib import metadata
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+import django_conditional
+from example_project.env import cache_from_env, database_from_env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _setup_cfg() -> configparser.ConfigParser:
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    return parser
+
+
+def _requirements(value: str) -> list[str]:
+    return [line.strip() for line in value.strip().splitlines() if line.strip()]
+
+
+@pytest.mark.django_db
+def test_no_missing_migrations():
+    out = StringIO()
+    # --check exits with status 1 when a model change lacks a migration.
+    call_command(
+        "makemigrations",
+        "django_conditional",
+        "--check",
+        "--dry-run",
+        stdout=out,
+        stderr=out,
+    )
+    assert "No changes detected" in out.getvalue()
+
+
+def test_example_project_passes_system_checks():
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}
+    }
+    env["DJANGO_SETTINGS_MODULE"] = "example_project.settings"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified" in result.stdout
+
+
+def test_setup_cfg_declares_supported_versions():
+    cfg = _setup_cfg()
+    assert cfg["options"]["python_requires"].strip() == ">=3.10"
+    requires = _requirements(cfg["options"]["install_requires"])
+    assert "Django>=4.2" in requires
+    classifiers = _requirements(cfg["metadata"]["classifiers"])
+    for django_version in ("4.2", "5.2", "6.0"):
+        assert f"Framework :: Django :: {django_version}" in classifiers
+    for python_version in ("3.10", "3.11", "3.12", "3.13"):
+        assert f"Programming Language :: Python :: {python_version}" in classifiers
+    assert "Typing :: Typed" in classifiers
+
+
+def test_installed_metadata_matches_setup_cfg():
+    meta = metadata.metadata("django-conditional")
+    assert meta["Requires-Python"] == ">=3.10"
+    requires = metadata.requires("django-conditional") or []
+    assert "Django>=4.2" in requires
+    assert meta["Version"] == _setup_cfg()["metadata"]["version"].strip()
+
+
+def test_version_attribute_matches_metadata():
+    assert django_conditional.__version__ == metadata.version("django-conditional")
+
+
+def test_py_typed_marker_is_present():
+    assert (Path(django_conditional.__file__).parent / "py.typed").is_file()
+
+
+def test_wheel_ships_package_data_and_no_test_code(tmp_path):
+    # Builds a real wheel (pip, isolated build environment from the configured index).
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--quiet",
+            "--wheel-dir",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (wheel,) = tmp_path.glob("django_conditional-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "django_conditional/py.typed" in names
+    assert "django_conditional/__init__.py" in names
+    top_level = {name.split("/", 1)[0] for name in names}
+    assert not top_level & {"tests", "example_project", "bench"}, sorted(top_level)
+    migrations = ROOT / "django_conditional" / "migrations"
+    if migrations.is_dir():
+        assert "django_conditional/migrations/__init__.py" in names
+
+
+class TestDatabaseFromEnv:
+    def test_sqlite_in_memory_by_default(self):
+        assert database_from_env(environ={}) == {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": ":memory:",
+        }
+
+    def test_sqlite_file_when_a_path_is_given(self, tmp_path):
+        db = database_from_env(sqlite_path=tmp_path / "db.sqlite3", environ={})
+        assert db["NAME"] == str(tmp_path / "db.sqlite3")
+
+    def test_postgres_url(self):
+        db = database_from_env(
+            environ={
+                "DATABASE_URL": "postgres://us%40er:p%3Ass@db.example:6543/my%20db"
+            }
+        )
+        assert db == {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": "my db",
+            "USER": "us@er",
+            "PASSWORD": "p:ss",
+            "HOST": "db.example",
+            "PORT": "6543",
+        }
+
+    def test_postgres_url_without_credentials_or_port(self):
+        db = database_from_env(environ={"DATABASE_URL": "postgresql://127.0.0.1/test"})
+        assert (db["USER"], db["PASSWORD"], db["HOST"], db["PORT"], db["NAME"]) == (
+            "",
+            "",
+            "127.0.0.1",
+            "",
+            "test",
+        )
+
+    def test_test_database_name(self):
+        db = database_from_env(
+            environ={
+                "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
+                "TEST_DATABASE_NAME": "test_x",
+            }
+        )
+        assert db["TEST"] == {"NAME": "test_x"}
+        assert "TEST" not in database_from_env(
+            environ={"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test"}
+        )
+
+    @pytest.mark.parametrize(
+        "url", ["mysql://root@127.0.0.1/test", "postgres://127.0.0.1:5432/"]
+    )
+    def test_rejects_unusable_urls(self, url):
+        with pytest.raises(ValueError):
+            database_from_env(environ={"DATABASE_URL": url})
+
+
+class TestCacheFromEnv:
+    def test_locmem_by_default(self):
+        assert (
+            cache_from_env(environ={})["BACKEND"]
+            == "django.core.cache.backends.locmem.LocMemCache"
+        )
+
+    def test_redis_url(self):
+        cache = cache_from_env(environ={"REDIS_URL": "redis://127.0.0.1:6379/3"})
+        assert cache == {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:6379/3",
+        }
+
+    def test_rejects_other_schemes(self):
+        with pytest.raises(ValueError):
+            cache_from_env(environ={"REDIS_URL": "memcached://127.0.0.1:11211"})
