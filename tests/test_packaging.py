@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -93,7 +94,18 @@ def test_py_typed_marker_is_present():
 
 
 def test_wheel_ships_package_data_and_no_test_code(tmp_path):
-    # Builds a real wheel (pip, isolated build environment from the configured index).
+    # Build a real wheel from a copy of the sources, so that parallel runs never share build/ or *.egg-info.
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("setup.cfg", "pyproject.toml", "README.md", "LICENSE", "MANIFEST.in"):
+        shutil.copy2(ROOT / name, source / name)
+    for package in ("django_conditional", "tests", "example_project"):
+        shutil.copytree(
+            ROOT / package,
+            source / package,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+    dist = tmp_path / "dist"
     result = subprocess.run(
         [
             sys.executable,
@@ -103,8 +115,8 @@ def test_wheel_ships_package_data_and_no_test_code(tmp_path):
             "--no-deps",
             "--quiet",
             "--wheel-dir",
-            str(tmp_path),
-            str(ROOT),
+            str(dist),
+            str(source),
         ],
         capture_output=True,
         text=True,
@@ -112,7 +124,7 @@ def test_wheel_ships_package_data_and_no_test_code(tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    (wheel,) = tmp_path.glob("django_conditional-*.whl")
+    (wheel,) = dist.glob("django_conditional-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "django_conditional/py.typed" in names
     assert "django_conditional/__init__.py" in names
