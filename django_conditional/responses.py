@@ -1,0 +1,165 @@
+"""Responses to preconditions: 304 (§15.4.5), 412 (§15.5.13) and 428 (RFC 6585 §3).
+
+412 and 428 bodies are RFC 9457 problem details, with a plain-text alternative.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from http.cookies import SimpleCookie
+from typing import Any, Final
+
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseNotModified,
+)
+from django.http.response import ResponseHeaders
+from django.utils.translation import gettext as _
+
+from django_conditional.httpdate import format_http_date
+from django_conditional.validators import Validators
+
+# §15.4.5: what a 304 carries of what the 200 would have carried.
+NOT_MODIFIED_HEADERS: Final = (
+    "Cache-Control",
+    "Content-Location",
+    "Date",
+    "ETag",
+    "Expires",
+    "Vary",
+    "Last-Modified",
+)
+PROBLEM_JSON: Final = "application/problem+json"
+_SPEC: Final = "https://www.rfc-editor.org/rfc/rfc9110"
+_PRECONDITION_SECTIONS: Final = {
+    "If-Match": "section-13.1.1",
+    "If-None-Match": "section-13.1.2",
+    "If-Unmodified-Since": "section-13.1.4",
+}
+
+
+class _HeadersWithoutLength(ResponseHeaders):
+    # §8.6: a 304 must not carry a Content-Length other than the 200's; later middleware
+    # (CommonMiddleware) would add "Content-Length: 0", so this mapping refuses it.
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key.lower() != "content-length":
+            super().__setitem__(key, value)
+
+
+class NotModified(HttpResponseNotModified):
+    """A bodiless 304 that keeps the §15.4.5 headers and cookies it is given."""
+
+    def __init__(
+        self,
+        headers: Mapping[str, str] | None = None,
+        cookies: SimpleCookie | None = None,
+    ):
+        super().__init__()
+        self.headers = _HeadersWithoutLength({})
+        for name in NOT_MODIFIED_HEADERS:
+            if headers is not None and name in headers:
+                self.headers[name] = headers[name]
+        if cookies:
+            self.cookies = cookies
+
+
+def validator_headers(validators: Validators) -> dict[str, str]:
+    """``ETag`` and ``Last-Modified`` header values for ``validators``."""
+    headers = {}
+    if validators.etag is not None:
+        headers["ETag"] = str(validators.etag)
+    if validators.last_modified is not None:
+        headers["Last-Modified"] = format_http_date(validators.last_modified)
+    return headers
+
+
+def not_modified_like(response: HttpResponseBase) -> NotModified:
+    """The 304 for a request whose full response (``response``) was already built."""
+    return NotModified(response.headers, response.cookies)
+
+
+def _wants_text(request: HttpRequest) -> bool:
+    accept = request.META.get("HTTP_ACCEPT", "")
+    return "text/" in accept and "json" not in accept
+
+
+def problem(
+    request: HttpRequest,
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    type_uri: str = "about:blank",
+    headers: Mapping[str, str] | None = None,
+    extensions: Mapping[str, Any] | None = None,
+) -> HttpResponse:
+    """An RFC 9457 problem details response, or plain text when the client prefers ``text/*``."""
+    if _wants_text(request):
+        response = HttpResponse(
+            f"{status} {title}\n\n{detail}\n",
+            status=status,
+            content_type="text/plain; charset=utf-8",
+        )
+    else:
+        body = {"type": type_uri, "title": title, "status": status, "detail": detail}
+        body.update(extensions or {})
+        response = HttpResponse(
+            json.dumps(body), status=status, content_type=PROBLEM_JSON
+        )
+    response.headers["Vary"] = "Accept"
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def precondition_failed(
+    request: HttpRequest, decided_by: str | None, validators: Validators
+) -> HttpResponse:
+    """412, naming the precondition that failed and carrying the resource's current validators."""
+    header = decided_by or "If-Match"
+    if header == "If-None-Match":
+        detail = _(
+            "The resource exists and If-None-Match forbids acting on an existing resource."
+        )
+    elif header == "If-Unmodified-Since":
+        detail = _(
+            "The resource was modified after the date given in If-Unmodified-Since."
+        )
+    else:
+        detail = _(
+            "The resource has changed: If-Match does not match its current entity-tag. "
+            "Fetch it again and retry with the ETag of this response."
+        )
+    return problem(
+        request,
+        412,
+        _("Precondition Failed"),
+        detail,
+        type_uri=f"{_SPEC}#{_PRECONDITION_SECTIONS.get(header, 'section-13.1.1')}",
+        headers=validator_headers(validators),
+        extensions={"precondition": header},
+    )
+
+
+def precondition_required(
+    request: HttpRequest,
+    required: Iterable[str] = ("If-Match", "If-Unmodified-Since"),
+    validators: Validators | None = None,
+) -> HttpResponse:
+    """428 (RFC 6585 §3): the write must be conditional; says which header to send."""
+    names = list(required)
+    detail = _(
+        "This request must be conditional. Send %(headers)s with the resource's current validator."
+    ) % {"headers": _(" or ").join(names)}
+    return problem(
+        request,
+        428,
+        _("Precondition Required"),
+        detail,
+        type_uri="https://www.rfc-editor.org/rfc/rfc6585#section-3",
+        headers=validator_headers(validators) if validators is not None else None,
+        extensions={"required": names},
+    )

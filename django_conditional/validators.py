@@ -1,0 +1,88 @@
+"""Validator values (RFC 9110 §8.8): entity-tags and the set a resource currently has."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+
+def _is_etagc(char: str) -> bool:
+    # etagc = %x21 / %x23-7E / obs-text (RFC 9110 §8.8.3)
+    code = ord(char)
+    return code == 0x21 or 0x23 <= code <= 0x7E or 0x80 <= code <= 0xFF
+
+
+def sanitize_opaque_tag(tag: str) -> str:
+    """Percent-encode what may not stand between an entity-tag's quotes, so any string makes a valid tag."""
+    if all(_is_etagc(c) for c in tag):
+        return tag
+    return "".join(
+        c if _is_etagc(c) and c != "%" else "".join(f"%{b:02X}" for b in c.encode())
+        for c in tag
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ETag:
+    """An entity-tag: its opaque-tag (without quotes) and whether it is weak (§8.8.3)."""
+
+    tag: str
+    weak: bool = False
+
+    def __str__(self) -> str:
+        return f'W/"{self.tag}"' if self.weak else f'"{self.tag}"'
+
+    @classmethod
+    def from_header_value(cls, value: str) -> ETag:
+        """Read an ETag as a view or an ``etag_func`` gives it, as Django's ``quote_etag`` does.
+
+        ``"x"`` and ``W/"x"`` are taken as written; any other value becomes the opaque-tag of a
+        strong entity-tag, with characters that an entity-tag cannot hold percent-encoded.
+        """
+        weak = value.startswith("W/")
+        quoted = value[2:] if weak else value
+        if (
+            len(quoted) >= 2
+            and quoted[0] == '"'
+            and quoted[-1] == '"'
+            and '"' not in quoted[1:-1]
+        ):
+            return cls(sanitize_opaque_tag(quoted[1:-1]), weak)
+        return cls(sanitize_opaque_tag(value), False)
+
+    def strong_match(self, other: ETag) -> bool:
+        """Strong comparison (§8.8.3.2): both strong and the opaque-tags equal."""
+        return not self.weak and not other.weak and self.tag == other.tag
+
+    def weak_match(self, other: ETag) -> bool:
+        """Weak comparison (§8.8.3.2): the opaque-tags equal, weakness ignored."""
+        return self.tag == other.tag
+
+
+def to_utc(moment: datetime) -> datetime:
+    """An aware UTC datetime truncated to whole seconds; naive values are taken as UTC, as Django does."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).replace(microsecond=0)
+
+
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """What the server knows of the selected representation when it evaluates preconditions."""
+
+    etag: ETag | None = None
+    last_modified: datetime | None = None
+    exists: bool = True
+
+    @classmethod
+    def of(
+        cls, etag: ETag | str | None = None, last_modified: datetime | None = None
+    ) -> Validators:
+        """Validators from an ETag (or its header value) and a datetime; the resource exists when either is known."""
+        if isinstance(etag, str):
+            etag = ETag.from_header_value(etag)
+        if last_modified is not None:
+            last_modified = to_utc(last_modified)
+        return cls(
+            etag, last_modified, exists=etag is not None or last_modified is not None
+        )
