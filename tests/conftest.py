@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 from django.conf import settings
@@ -31,10 +32,28 @@ def redis_available() -> None:
         pytest.skip(f"Redis at {os.environ.get('REDIS_URL')} does not answer: {exc}")
 
 
+def find_chromium() -> str | None:
+    """The system Chromium that Playwright drives (scripts/ensure-chromium installs it; never downloaded)."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@pytest.fixture(scope="session")
+def chromium_executable() -> str:
+    """Path of a system Chromium for ``playwright.chromium.launch(executable_path=..., args=["--no-sandbox"])``."""
+    path = find_chromium()
+    if path is None:
+        pytest.skip("needs a system Chromium: run scripts/ensure-chromium as root")
+    return path
+
+
 def pytest_collection_modifyitems(
     config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    """Tests marked ``postgres`` or ``redis`` need the service selected by the environment."""
+    """Skip tests marked ``postgres``, ``redis`` or ``browser`` when the service or the browser is missing."""
     on_postgres = (
         settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
     )
@@ -46,7 +65,13 @@ def pytest_collection_modifyitems(
         reason="needs PostgreSQL: set DATABASE_URL=postgres://..."
     )
     skip_redis = pytest.mark.skip(reason="needs Redis: set REDIS_URL=redis://...")
+    has_chromium = find_chromium() is not None
+    skip_browser = pytest.mark.skip(
+        reason="needs a system Chromium: run scripts/ensure-chromium as root"
+    )
     for item in items:
+        if not has_chromium and item.get_closest_marker("browser"):
+            item.add_marker(skip_browser)
         if not on_postgres and item.get_closest_marker("postgres"):
             item.add_marker(skip_pg)
         if not on_redis and item.get_closest_marker("redis"):
