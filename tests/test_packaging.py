@@ -208,3 +208,31 @@ class TestCacheFromEnv:
     def test_rejects_other_schemes(self):
         with pytest.raises(ValueError):
             cache_from_env(environ={"REDIS_URL": "memcached://127.0.0.1:11211"})
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_suite_runs_on_postgresql_when_database_url_is_set():
+    from django.db import connection
+
+    assert connection.vendor == "postgresql"
+    expected = (
+        os.environ.get("TEST_DATABASE_NAME") or "test_" + database_from_env()["NAME"]
+    )
+    assert connection.settings_dict["NAME"] == expected
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_database()")
+        assert cursor.fetchone() == (expected,)
+
+
+@pytest.mark.redis
+def test_suite_caches_in_redis_when_redis_url_is_set(redis_available):
+    from django.core.cache import cache, caches
+    from django.core.cache.backends.redis import RedisCache
+
+    assert isinstance(caches["default"], RedisCache)
+    cache.set("django-conditional-packaging-probe", "yes", 30)
+    try:
+        assert cache.get("django-conditional-packaging-probe") == "yes"
+    finally:
+        cache.delete("django-conditional-packaging-probe")
