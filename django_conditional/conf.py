@@ -2,13 +2,96 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 
 def _setting(name: str, default: Any) -> Any:
     return getattr(settings, f"CONDITIONAL_{name}", default)
+
+
+DEFAULT_REQUIRED_METHODS = ("PUT", "PATCH", "DELETE")
+
+
+def compile_paths(value: Any, setting: str) -> tuple[re.Pattern[str], ...]:
+    """Regexes (strings or compiled) matched with ``re.match`` at the start of ``request.path_info``.
+
+    A plain prefix such as ``"/admin/"`` is a regex that matches itself, so prefixes work as is.
+    Raises ``ValueError`` naming ``setting`` when ``value`` is not a list of valid patterns.
+    """
+    if isinstance(value, (str, bytes, re.Pattern)) or not isinstance(value, Iterable):
+        raise ValueError(f"{setting} must be a list of regular expressions.")
+    patterns = []
+    for item in value:
+        if isinstance(item, re.Pattern) and isinstance(item.pattern, str):
+            patterns.append(item)
+        elif isinstance(item, str):
+            try:
+                patterns.append(re.compile(item))
+            except re.error as exc:
+                raise ValueError(
+                    f"{setting}: invalid regular expression {item!r}: {exc}"
+                ) from exc
+        else:
+            raise ValueError(f"{setting}: {item!r} is not a regular expression string.")
+    return tuple(patterns)
+
+
+@dataclass(frozen=True)
+class PreconditionPolicy:
+    """The 428 policy (RFC 6585 §3) of ``CONDITIONAL_REQUIRE_PRECONDITION``, parsed.
+
+    ``paths`` is None for every path. Read it with ``conf.REQUIRE_PRECONDITION`` (None when off).
+    """
+
+    methods: frozenset[str]
+    paths: tuple[re.Pattern[str], ...] | None = None
+
+    def applies(self, method: str | None, path: str) -> bool:
+        """Whether a ``method`` request to ``path`` (``request.path_info``) must be conditional."""
+        if method not in self.methods:
+            return False
+        return self.paths is None or any(p.match(path) for p in self.paths)
+
+    @classmethod
+    def parse(cls, value: Any) -> PreconditionPolicy | None:
+        """Read the setting's value; ``ValueError`` when malformed (the system check reports it)."""
+        name = "CONDITIONAL_REQUIRE_PRECONDITION"
+        if value is None or value is False:
+            return None
+        if value is True:
+            return cls(frozenset(DEFAULT_REQUIRED_METHODS))
+        if not isinstance(value, dict):
+            raise ValueError(
+                f"{name} must be None, True or a dict with 'methods' and/or 'paths'."
+            )
+        unknown = set(value) - {"methods", "paths"}
+        if unknown:
+            raise ValueError(
+                f"{name} has unknown keys: {', '.join(sorted(map(str, unknown)))}."
+            )
+        methods = value.get("methods", DEFAULT_REQUIRED_METHODS)
+        if (
+            isinstance(methods, str)
+            or not isinstance(methods, Iterable)
+            or not all(isinstance(m, str) and m for m in methods)
+        ):
+            raise ValueError(f"{name}['methods'] must be a list of HTTP method names.")
+        upper = frozenset(m.upper() for m in methods)
+        safe = upper & {"GET", "HEAD", "OPTIONS", "TRACE"}
+        if safe:
+            raise ValueError(
+                f"{name}['methods'] may only name unsafe methods, not {', '.join(sorted(safe))}."
+            )
+        paths = value.get("paths")
+        return cls(
+            upper, None if paths is None else compile_paths(paths, f"{name}['paths']")
+        )
 
 
 class Settings:
@@ -40,6 +123,52 @@ class Settings:
     def REMEMBER_HEADERS_TIMEOUT(self) -> int:
         """Seconds remembered headers live in the cache."""
         value: int = _setting("REMEMBER_HEADERS_TIMEOUT", 24 * 60 * 60)
+        return value
+
+    @property
+    def HASH(self) -> str:
+        """Hash of the body behind the middleware's content ETags: ``"xxh3"`` (xxh3_128, the
+        default, needs ``xxhash``), or a stdlib one: ``"md5"`` (as Django), ``"sha1"``, ``"sha256"``,
+        ``"blake2b"`` (128-bit)."""
+        value: str = _setting("HASH", "xxh3")
+        return value
+
+    @property
+    def SKIP_PATHS(self) -> tuple[re.Pattern[str], ...]:
+        """Paths the middleware leaves alone: regexes matched at the start of ``request.path_info``
+        (``re.match``; a plain prefix such as ``"/admin/"`` works as is). Default: none."""
+        try:
+            return compile_paths(_setting("SKIP_PATHS", ()), "CONDITIONAL_SKIP_PATHS")
+        except ValueError as exc:
+            raise ImproperlyConfigured(str(exc)) from exc
+
+    @property
+    def REQUIRE_PRECONDITION(self) -> PreconditionPolicy | None:
+        """The opt-in 428 policy: which unsafe requests must carry ``If-Match`` or ``If-Unmodified-Since``.
+
+        The setting ``CONDITIONAL_REQUIRE_PRECONDITION`` is one of:
+
+        - ``None`` / ``False`` (default): off.
+        - ``True``: ``PUT``, ``PATCH`` and ``DELETE`` on every path.
+        - a dict ``{"methods": ["PUT", "PATCH", "DELETE", "POST"], "paths": [r"^/api/", "/articles/"]}``:
+          ``methods`` (unsafe method names, default ``PUT``, ``PATCH``, ``DELETE``) and ``paths``
+          (regexes matched with ``re.match`` at the start of ``request.path_info``; omitted or
+          None = every path).
+
+        The middleware answers 428 before the view runs; versioned views read the same policy.
+        Returns the parsed :class:`PreconditionPolicy` (None when off); malformed values raise
+        ``ImproperlyConfigured`` (and the system check ``django_conditional.E012`` reports them).
+        """
+        try:
+            return PreconditionPolicy.parse(_setting("REQUIRE_PRECONDITION", None))
+        except ValueError as exc:
+            raise ImproperlyConfigured(str(exc)) from exc
+
+    @property
+    def PRECHECK_UNSAFE(self) -> bool:
+        """Opt-in: evaluate ``If-Match``/``If-Unmodified-Since`` of an unsafe request to an undecorated
+        page against a GET of the same URL run first (not atomic; versioned views are)."""
+        value: bool = _setting("PRECHECK_UNSAFE", False)
         return value
 
 
