@@ -60,7 +60,12 @@ TEMPLATES = [
 WSGI_APPLICATION = "example_project.wsgi.application"
 ASGI_APPLICATION = "example_project.asgi.application"
 
-DATABASES = {"default": database_from_env(sqlite_path=BASE_DIR / "db.sqlite3")}
+# DJANGO_SQLITE_PATH moves the demo database (the tests serve the demo from a temporary one).
+DATABASES = {
+    "default": database_from_env(
+        sqlite_path=os.environ.get("DJANGO_SQLITE_PATH") or BASE_DIR / "db.sqlite3"
+    )
+}
 CACHES = {"default": cache_from_env()}
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,15 +1,25 @@
 from __future__ import annotations
 
+import hashlib
+
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
+from django_conditional.decorators import etag
 
+HOME_PAGE = (
+    "<!doctype html><title>django-conditional demo</title>"
+    "<h1>django-conditional demo</h1>"
+    "<p>Ask again with <code>If-None-Match</code> and this page answers 304 Not Modified.</p>"
+    '<p><a href="/admin/">Admin</a></p>'
+)
+HOME_ETAG = hashlib.sha256(HOME_PAGE.encode()).hexdigest()[:16]
+
+
+@etag(lambda request: HOME_ETAG)
 def home(request: HttpRequest) -> HttpResponse:
-    return HttpResponse(
-        "<!doctype html><title>django-conditional demo</title>"
-        '<h1>django-conditional demo</h1><p><a href="/admin/">Admin</a></p>'
-    )
+    return HttpResponse(HOME_PAGE)
 
 
 urlpatterns = [

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import configparser
+import http.client
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 import zipfile
 from importlib import metadata
 from io import StringIO
@@ -236,3 +239,87 @@ def test_suite_caches_in_redis_when_redis_url_is_set(redis_available):
         assert cache.get("django-conditional-packaging-probe") == "yes"
     finally:
         cache.delete("django-conditional-packaging-probe")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _request(
+    port: int, method: str, headers: dict[str, str]
+) -> http.client.HTTPResponse:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request(method, "/", headers=headers)
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response
+
+
+@pytest.mark.server
+def test_demo_answers_with_an_etag_and_a_304(tmp_path):
+    """What `make demo` does (migrate, seed_demo when it exists, runserver), then `curl -I` twice."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
+    }
+    env["DJANGO_SQLITE_PATH"] = str(tmp_path / "demo.sqlite3")
+    manage = [sys.executable, "manage.py"]
+    subprocess.run(
+        [*manage, "migrate", "--noinput"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    has_seed = subprocess.run(
+        [*manage, "help", "seed_demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    if has_seed.returncode == 0:
+        subprocess.run(
+            [*manage, "seed_demo"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+    port = _free_port()
+    server = subprocess.Popen(
+        [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                first = _request(port, "HEAD", {})
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        assert first.status == 200
+        tag = first.getheader("ETag")
+        assert tag
+        again = _request(port, "HEAD", {"If-None-Match": tag})
+        assert again.status == 304
+        assert again.getheader("ETag") == tag
+        changed = _request(port, "GET", {"If-None-Match": '"not-the-current-tag"'})
+        assert changed.status == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        if server.stderr is not None:
+            server.stderr.close()
