@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync, iscoroutinefunction
 from django.contrib.auth.models import User
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import HttpRequest, HttpResponse
 from django.test import AsyncRequestFactory, RequestFactory
 from django.views.decorators import http as django_http
 from django.views.decorators.cache import cache_control
@@ -57,9 +57,7 @@ def make_view(
     return sync_view
 
 
-def call(
-    view: Callable[..., Any], method: str = "GET", **headers: str
-) -> HttpResponseBase:
+def call(view: Callable[..., Any], method: str = "GET", **headers: str) -> Any:
     if iscoroutinefunction(view):
         request = AsyncRequestFactory().generic(
             method, "/doc/", headers=headers or None
