@@ -1,0 +1,1 @@
+"""Where validators come from: response content, files, resource versions and timestamps."""
