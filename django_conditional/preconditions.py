@@ -23,6 +23,9 @@ from django_conditional.validators import ETag, Validators
 
 ANY: Final = "*"
 DEFAULT_MAX_MEMBERS: Final = 100
+# Content-codings a compressor or proxy may append to a strong tag ("v3" -> "v3-gzip"), as
+# django_conditional.compression.GZipMiddleware and Apache's mod_deflate do.
+CONTENT_CODINGS: Final = ("gzip", "br", "zstd", "deflate")
 SAFE_METHODS: Final = frozenset({"GET", "HEAD"})
 # §13.2.1: methods that neither select nor modify a representation ignore preconditions.
 IGNORING_METHODS: Final = frozenset({"CONNECT", "OPTIONS", "TRACE"})
@@ -59,6 +62,7 @@ class ConditionalHeaders:
     if_unmodified_since: str | None = None
     if_range: str | None = None
     range: str | None = None
+    accept_encoding: str | None = None
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any]) -> ConditionalHeaders:
@@ -71,6 +75,7 @@ class ConditionalHeaders:
             get("HTTP_IF_UNMODIFIED_SINCE"),
             get("HTTP_IF_RANGE"),
             get("HTTP_RANGE"),
+            get("HTTP_ACCEPT_ENCODING"),
         )
 
     @property
@@ -137,20 +142,80 @@ def parse_entity_tags(value: str, max_members: int = DEFAULT_MAX_MEMBERS) -> Ent
     return tuple(tags)
 
 
-def _if_match_passes(tags: EntityTags, validators: Validators) -> bool:
+def accepts_coding(accept_encoding: str | None, coding: str, max_members: int) -> bool:
+    """Whether an ``Accept-Encoding`` value accepts ``coding`` (RFC 9110 §12.5.3), ``*`` included."""
+    if not accept_encoding:
+        return False
+    star = False
+    for member in accept_encoding.split(",", max_members)[:max_members]:
+        name, _, parameters = member.partition(";")
+        name = name.strip(_OWS).lower()
+        if name != coding and name != "*":
+            continue
+        weight = parameters.strip(_OWS).lower()
+        accepted = (
+            not weight.startswith("q=") or weight[2:].strip(_OWS).rstrip("0.") != ""
+        )
+        if name == coding:
+            return accepted
+        star = accepted
+    return star
+
+
+def _decoded(tag: ETag, codings: tuple[str, ...]) -> ETag | None:
+    """The tag of the identity representation when ``tag`` carries a content-coding suffix."""
+    for coding in codings:
+        if tag.tag.endswith(coding) and tag.tag[-len(coding) - 1 : -len(coding)] == "-":
+            return ETag(tag.tag[: -len(coding) - 1], tag.weak)
+    return None
+
+
+def _if_match_passes(
+    tags: EntityTags, validators: Validators, codings: tuple[str, ...]
+) -> bool:
     # §13.1.1: "*" is true when a current representation exists; else strong comparison.
+    # A tag a client got through a compressor ("v3-gzip") names the same state of the resource.
     if tags == ANY:
         return validators.exists
     current = validators.etag
-    return current is not None and any(tag.strong_match(current) for tag in tags)
+    if current is None:
+        return False
+    for tag in tags:
+        if tag.strong_match(current):
+            return True
+        decoded = _decoded(tag, codings)
+        if decoded is not None and decoded.strong_match(current):
+            return True
+    return False
 
 
-def _if_none_match_passes(tags: EntityTags, validators: Validators) -> bool:
+def _if_none_match_passes(
+    tags: EntityTags,
+    validators: Validators,
+    headers: ConditionalHeaders,
+    max_members: int,
+) -> bool:
     # §13.1.2: "*" is false when a current representation exists; else weak comparison.
+    # "v3-gzip" matches the identity tag "v3" only when this request would get gzip, so
+    # revalidations of the compressed and the identity representation never cross.
     if tags == ANY:
         return not validators.exists
     current = validators.etag
-    return current is None or not any(tag.weak_match(current) for tag in tags)
+    if current is None:
+        return True
+    for tag in tags:
+        if tag.weak_match(current):
+            return False
+        decoded = _decoded(tag, CONTENT_CODINGS)
+        if (
+            decoded is not None
+            and decoded.weak_match(current)
+            and accepts_coding(
+                headers.accept_encoding, tag.tag[len(decoded.tag) + 1 :], max_members
+            )
+        ):
+            return False
+    return True
 
 
 def _unmodified_since(value: str, last_modified: datetime) -> bool | None:
@@ -200,7 +265,9 @@ def evaluate(
     # Step 1: If-Match; Step 2: If-Unmodified-Since when If-Match is absent.
     if headers.if_match is not None:
         if not _if_match_passes(
-            parse_entity_tags(headers.if_match, max_members), validators
+            parse_entity_tags(headers.if_match, max_members),
+            validators,
+            CONTENT_CODINGS,
         ):
             return Evaluation(Outcome.PRECONDITION_FAILED, "If-Match")
     elif (
@@ -213,7 +280,10 @@ def evaluate(
     # Step 3: If-None-Match; Step 4: If-Modified-Since for GET/HEAD when If-None-Match is absent.
     if headers.if_none_match is not None:
         if not _if_none_match_passes(
-            parse_entity_tags(headers.if_none_match, max_members), validators
+            parse_entity_tags(headers.if_none_match, max_members),
+            validators,
+            headers,
+            max_members,
         ):
             outcome = Outcome.NOT_MODIFIED if safe else Outcome.PRECONDITION_FAILED
             return Evaluation(outcome, "If-None-Match")

@@ -11,6 +11,7 @@ from django_conditional.preconditions import (
     ConditionalHeaders,
     Evaluation,
     Outcome,
+    accepts_coding,
     evaluate,
     parse_entity_tags,
 )
@@ -349,3 +350,51 @@ def test_from_meta_and_any_precondition() -> None:
         "if_unmodified_since",
     ):
         assert ConditionalHeaders(**{field: "x"}).any_precondition
+
+
+# --- Content-coding suffixes (compressors and proxies: "v1" -> "v1-gzip") -------------------
+
+
+def test_if_match_recognises_a_coding_suffix() -> None:
+    assert run("PUT", if_match='"v1-gzip"') == PROCEED
+    assert run("PUT", if_match='"v1-br"') == PROCEED
+    assert run("PUT", if_match='"v0-gzip"') == FAILED_IM
+    assert run("PUT", if_match='"v1gzip"') == FAILED_IM
+    assert run("PUT", if_match='W/"v1-gzip"') == FAILED_IM  # still strong comparison
+    assert run("PUT", WEAK, if_match='"v1-gzip"') == FAILED_IM
+
+
+def test_if_none_match_coding_suffix_only_for_requests_that_get_that_coding() -> None:
+    gzip = {"accept_encoding": "gzip, deflate"}
+    assert run("GET", if_none_match='"v1-gzip"', **gzip) == NOT_MODIFIED_INM
+    assert run("GET", if_none_match='W/"v1-gzip"', **gzip) == NOT_MODIFIED_INM
+    assert run("GET", if_none_match='"v1-gzip"') == PROCEED  # identity request
+    assert run("GET", if_none_match='"v1-br"', **gzip) == PROCEED
+    assert run("GET", if_none_match='"v0-gzip"', **gzip) == PROCEED
+    assert run("GET", NO_ETAG, if_none_match='"v1-gzip"', **gzip) == PROCEED
+
+
+@pytest.mark.parametrize(
+    ("accept_encoding", "accepted"),
+    [
+        (None, False),
+        ("", False),
+        ("gzip", True),
+        ("GZIP", True),
+        ("deflate, gzip;q=0.5", True),
+        ("gzip;q=0", False),
+        ("gzip; q=0.000", False),
+        ("gzip;q=0.001", True),
+        ("*", True),
+        ("*;q=0", False),
+        ("br, *", True),
+        ("*, gzip;q=0", False),
+        ("identity", False),
+    ],
+)
+def test_accepts_coding(accept_encoding: str | None, accepted: bool) -> None:
+    assert accepts_coding(accept_encoding, "gzip", 100) is accepted
+
+
+def test_accepts_coding_reads_at_most_max_members() -> None:
+    assert not accepts_coding("br, " * 10 + "gzip", "gzip", 5)

@@ -1,0 +1,58 @@
+"""Compression that keeps strong validators strong, so ``If-Match`` survives it.
+
+Django's ``GZipMiddleware`` turns ``"v3"`` into ``W/"v3"`` on a compressed response. A client
+that sends that tag back in ``If-Match`` then fails forever, since ``If-Match`` uses the strong
+comparison (RFC 9110 §13.1.1). This middleware marks the content-coding inside a strong tag
+instead (``"v3-gzip"``, as Apache's mod_deflate does): the gzip and identity representations keep
+distinct strong tags (§8.8.3), and the precondition engine recognises the suffix, so
+``If-Match: "v3-gzip"`` holds exactly while ``"v3"`` is current, and ``If-None-Match: "v3-gzip"``
+only matches for requests that would get gzip.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponseBase
+from django.middleware.gzip import GZipMiddleware as DjangoGZipMiddleware
+
+from django_conditional.conf import conf
+from django_conditional.preconditions import accepts_coding, parse_entity_tags
+from django_conditional.validators import ETag
+
+CODING = "gzip"
+
+
+def coded_etag(etag: str) -> str | None:
+    """``"v3"`` -> ``"v3-gzip"``; None for a weak or malformed tag."""
+    if len(etag) >= 2 and etag[0] == '"' and etag[-1] == '"':
+        return f'{etag[:-1]}-{CODING}"'
+    return None
+
+
+def _client_holds_coded(request: HttpRequest, coded: str) -> bool:
+    header = request.META.get("HTTP_IF_NONE_MATCH")
+    if not header or not accepts_coding(
+        request.META.get("HTTP_ACCEPT_ENCODING"), CODING, conf.MAX_LIST_MEMBERS
+    ):
+        return False
+    wanted = ETag.from_header_value(coded)
+    tags = parse_entity_tags(header, conf.MAX_LIST_MEMBERS)
+    return tags != "*" and any(tag.weak_match(wanted) for tag in tags)
+
+
+class GZipMiddleware(DjangoGZipMiddleware):
+    """Drop-in for ``django.middleware.gzip.GZipMiddleware`` that writes ``"tag-gzip"``, not ``W/"tag"``."""
+
+    def process_response(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        etag = response.get("ETag")
+        response = super().process_response(request, response)
+        coded = coded_etag(etag) if etag else None
+        if coded is None:
+            return response
+        if response.get("Content-Encoding") == CODING:
+            response.headers["ETag"] = coded
+        elif response.status_code == 304 and _client_holds_coded(request, coded):
+            # The client revalidated its gzip representation: confirm that one.
+            response.headers["ETag"] = coded
+        return response
