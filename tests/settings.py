@@ -18,6 +18,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django_conditional",
     "tests.testapp",
+    "example_project.blog",
 ]
 
 MIDDLEWARE = [
