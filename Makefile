@@ -31,7 +31,7 @@ format: venv
 	$(VENV)/bin/ruff format .
 
 typecheck: venv
-	$(VENV)/bin/mypy django_conditional tests example_project $(wildcard bench)
+	$(VENV)/bin/mypy django_conditional tests example_project $(if $(wildcard bench/*.py),bench)
 
 pytest: venv
 	scripts/ensure-chromium
