@@ -171,5 +171,18 @@ class Settings:
         value: bool = _setting("PRECHECK_UNSAFE", False)
         return value
 
+    @property
+    def VERSION_CACHE_TIMEOUT(self) -> int | None:
+        """Seconds a resource version lives in the cache; None (the default) keeps it until the next bump."""
+        value: int | None = _setting("VERSION_CACHE_TIMEOUT", None)
+        return value
+
+    @property
+    def DEPLOY_SALT(self) -> str | None:
+        """Mixed into every version-based ETag; change it on each deploy. None (the default) derives
+        one from the ``CONDITIONAL_DEPLOY_SALT`` environment variable, else from the code and templates."""
+        value: str | None = _setting("DEPLOY_SALT", None)
+        return value
+
 
 conf = Settings()

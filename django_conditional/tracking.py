@@ -1,0 +1,517 @@
+"""Automatic version bumps for tracked models.
+
+``track(Article, parents=("author",), collections=[by_author])`` (in ``AppConfig.ready()``, or
+below the model class) bumps, whenever an article is saved, deleted, or one of its many-to-many
+relations changes (from either side):
+
+- the article's object key and its model's collection key;
+- the named collections ``collections`` returns for it, before and after the change;
+- its parents (``Comment`` tracked with ``parents=("article",)`` bumps the article when a comment
+  changes, as Rails' ``touch: true``), recursively through the parents' own tracking.
+
+Bulk paths that send no signal (``QuerySet.update``, ``bulk_create``, ``bulk_update``) are covered
+by ``TrackedQuerySet``/``TrackedManager``; ``QuerySet.delete`` sends ``post_delete`` for every row of
+a tracked model and is batched by ``TrackedQuerySet.delete``. Raw SQL calls ``versions.bump``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.db import models, router, transaction
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
+
+from django_conditional import versions
+
+__all__ = ["track", "tracked", "batch", "TrackedQuerySet", "TrackedManager"]
+
+_M = TypeVar("_M", bound=models.Model)
+CollectionsFunc = Callable[[Any], "Iterable[str] | str | None"]
+
+_OLD_KEYS = "_conditional_old_keys"  # instance attribute: keys computed from the row before a save
+
+
+@dataclass
+class Tracking:
+    """How one model is tracked (``track``'s arguments)."""
+
+    model: type[models.Model]
+    parents: tuple[str, ...] = ()
+    collections: tuple[CollectionsFunc, ...] = ()
+    _parent_fields: list[models.ForeignKey[Any, Any]] | None = field(
+        default=None, repr=False
+    )
+
+    @property
+    def needs_instance(self) -> bool:
+        """Whether keys depend on field values (named collections, parents), not only on the pk."""
+        return bool(self.parents or self.collections)
+
+    def parent_fields(self) -> list[models.ForeignKey[Any, Any]]:
+        if self._parent_fields is None:
+            fields = []
+            for name in self.parents:
+                try:
+                    fk = self.model._meta.get_field(name)
+                except FieldDoesNotExist as exc:
+                    raise ImproperlyConfigured(
+                        f"track({self.model._meta.label}): no field {name!r} for parents"
+                    ) from exc
+                if not (fk.many_to_one or fk.one_to_one) or not fk.concrete:
+                    raise ImproperlyConfigured(
+                        f"track({self.model._meta.label}): parent {name!r} is not a ForeignKey"
+                        " or OneToOneField"
+                    )
+                fields.append(fk)
+            self._parent_fields = fields  # type: ignore[assignment]
+        return self._parent_fields  # type: ignore[return-value]
+
+    def own_keys(self, pk: Any) -> list[str]:
+        return [
+            versions.object_key(self.model, pk),
+            versions.collection_key(self.model),
+        ]
+
+    def collection_keys(self, instance: models.Model) -> list[str]:
+        keys: list[str] = []
+        for func in self.collections:
+            result = func(instance)
+            if result is None:
+                continue
+            if isinstance(result, str):
+                keys.append(result)
+            else:
+                keys.extend(result)
+        return keys
+
+
+_registry: dict[type[models.Model], Tracking] = {}
+
+
+def tracked(model: type[models.Model]) -> Tracking | None:
+    """The tracking of ``model`` (or of the concrete model of a proxy), None if it is not tracked."""
+    found = _registry.get(model)
+    if found is None and model._meta.proxy:
+        found = _registry.get(model._meta.concrete_model)  # type: ignore[arg-type]
+    return found
+
+
+def _tracking(model: type[models.Model]) -> Tracking:
+    return tracked(model) or Tracking(model._meta.concrete_model)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys of an instance (its own, its named collections, its parents').
+
+
+def _instance_keys(
+    instance: models.Model,
+    tracking: Tracking,
+    seen: set[tuple[type[models.Model], Any]] | None = None,
+) -> list[str]:
+    pk = instance.pk
+    keys = tracking.own_keys(pk) if pk is not None else []
+    keys.extend(tracking.collection_keys(instance))
+    if tracking.parents:
+        seen = set() if seen is None else seen
+        seen.add((tracking.model, pk))
+        for fk in tracking.parent_fields():
+            parent_pk = getattr(instance, fk.attname)
+            if parent_pk is None:
+                continue
+            keys.extend(_parent_keys(instance, fk, parent_pk, seen))
+    return keys
+
+
+def _parent_keys(
+    instance: models.Model,
+    fk: models.ForeignKey[Any, Any],
+    parent_pk: Any,
+    seen: set[tuple[type[models.Model], Any]],
+) -> list[str]:
+    parent_model: type[models.Model] = fk.related_model
+    parent_tracking = _tracking(parent_model)
+    if (parent_tracking.model, parent_pk) in seen:
+        return []
+    if fk.target_field.primary_key is False:
+        # A ForeignKey to a non-pk field: the parent must be loaded to know its pk.
+        parent = _cached_or_fetch(
+            instance, fk, parent_model, {fk.target_field.name: parent_pk}
+        )
+        if parent is None:
+            return [versions.collection_key(parent_model)]
+        return _instance_keys(parent, parent_tracking, seen)
+    if not parent_tracking.needs_instance:
+        seen.add((parent_tracking.model, parent_pk))
+        return parent_tracking.own_keys(parent_pk)
+    parent = _cached_or_fetch(instance, fk, parent_model, {"pk": parent_pk})
+    if parent is None:  # deleted meanwhile (a cascade): its own delete bumps it
+        return parent_tracking.own_keys(parent_pk)
+    return _instance_keys(parent, parent_tracking, seen)
+
+
+def _cached_or_fetch(
+    instance: models.Model,
+    fk: models.ForeignKey[Any, Any],
+    parent_model: type[models.Model],
+    lookup: dict[str, Any],
+) -> models.Model | None:
+    if fk.is_cached(instance):
+        cached: models.Model | None = fk.get_cached_value(instance)
+        if cached is not None and getattr(cached, fk.target_field.attname) == next(
+            iter(lookup.values())
+        ):
+            return cached
+    db = instance._state.db or router.db_for_read(parent_model)
+    found: models.Model | None = (
+        parent_model._base_manager.using(db).filter(**lookup).first()
+    )
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Batching: receivers add keys to the innermost batch instead of bumping one by one.
+
+
+@dataclass
+class _Batch:
+    keys: dict[str, bool] = field(
+        default_factory=dict
+    )  # key -> deleted; the last change wins
+
+    def add(self, keys: Iterable[str], deleted_key: str | None = None) -> None:
+        # A deleted object stays deleted: a later bump in the batch comes from a child
+        # (parent propagation), not from its re-creation.
+        for key in keys:
+            self.keys.setdefault(key, False)
+        if deleted_key is not None:
+            self.keys[deleted_key] = True
+
+
+_current_batch: contextvars.ContextVar[_Batch | None] = contextvars.ContextVar(
+    "django_conditional_batch", default=None
+)
+
+
+@contextmanager
+def batch(using: str | None = None) -> Iterator[None]:
+    """Collect the bumps of tracked changes made inside the block and send them in two statements
+    (one for live keys, one for deleted objects) at its end, inside one transaction."""
+    outer = _current_batch.get()
+    if outer is not None:  # nested: the outermost batch bumps
+        yield
+        return
+    current = _Batch()
+    token = _current_batch.set(current)
+    reset = False
+    try:
+        with transaction.atomic(using=using, savepoint=False):
+            yield
+            _current_batch.reset(token)
+            reset = True
+            _flush(current, using)
+    finally:
+        if not reset:
+            _current_batch.reset(token)
+
+
+def _flush(current: _Batch, using: str | None) -> None:
+    live = [key for key, deleted in current.keys.items() if not deleted]
+    gone = [key for key, deleted in current.keys.items() if deleted]
+    if live:
+        versions.bump(*live, using=using)
+    if gone:
+        versions.bump(*gone, deleted=True, using=using)
+
+
+def _bump(
+    keys: Iterable[str], deleted_key: str | None = None, using: str | None = None
+) -> None:
+    current = _current_batch.get()
+    if current is not None:
+        current.add(keys, deleted_key)
+        return
+    live = [key for key in dict.fromkeys(keys) if key != deleted_key]
+    if live:
+        versions.bump(*live, using=using)
+    if deleted_key is not None:
+        versions.bump(deleted_key, deleted=True, using=using)
+
+
+# ---------------------------------------------------------------------------------------------
+# Receivers.
+
+
+def _on_pre_save(
+    sender: type[models.Model], instance: models.Model, **kwargs: Any
+) -> None:
+    tracking = tracked(sender)
+    if tracking is None or not tracking.needs_instance:
+        return
+    instance.__dict__.pop(_OLD_KEYS, None)
+    if instance._state.adding or instance.pk is None or kwargs.get("raw"):
+        return
+    update_fields = kwargs.get("update_fields")
+    if update_fields is not None and not tracking.collections:
+        attnames = {fk.attname for fk in tracking.parent_fields()} | {
+            fk.name for fk in tracking.parent_fields()
+        }
+        if not attnames.intersection(update_fields):
+            return  # parents unchanged: the keys after the save say it all
+    db = kwargs.get("using") or instance._state.db
+    old = sender._base_manager.using(db).filter(pk=instance.pk).first()
+    if old is not None:
+        instance.__dict__[_OLD_KEYS] = _instance_keys(old, tracking)
+
+
+def _on_post_save(
+    sender: type[models.Model], instance: models.Model, **kwargs: Any
+) -> None:
+    tracking = tracked(sender)
+    if tracking is None:
+        return
+    keys = instance.__dict__.pop(_OLD_KEYS, [])
+    keys.extend(_instance_keys(instance, tracking))
+    _bump(keys, using=kwargs.get("using"))
+
+
+def _on_post_delete(
+    sender: type[models.Model], instance: models.Model, **kwargs: Any
+) -> None:
+    tracking = tracked(sender)
+    if tracking is None or instance.pk is None:
+        return
+    keys = _instance_keys(instance, tracking)
+    _bump(
+        keys,
+        deleted_key=versions.object_key(tracking.model, instance.pk),
+        using=kwargs.get("using"),
+    )
+
+
+def _m2m_field(
+    through: type[models.Model], declaring: type[models.Model]
+) -> models.ManyToManyField[Any, Any] | None:
+    for candidate in declaring._meta.many_to_many:
+        if candidate.remote_field.through is through:
+            return candidate
+    return None
+
+
+def _cleared_pks(
+    through: type[models.Model],
+    instance: models.Model,
+    model: type[models.Model],
+    reverse: bool,
+) -> list[Any]:
+    declaring = model if reverse else type(instance)
+    m2m = _m2m_field(through, declaring)
+    if m2m is None:  # pragma: no cover - a through model Django would not send for
+        return []
+    source = m2m.m2m_field_name()
+    target = m2m.m2m_reverse_field_name()
+    mine, theirs = (target, source) if reverse else (source, target)
+    column = through._meta.get_field(theirs).attname  # type: ignore[union-attr]
+    db = instance._state.db or router.db_for_read(through)
+    return list(
+        through._base_manager.using(db)
+        .filter(**{mine: instance.pk})
+        .values_list(column, flat=True)
+    )
+
+
+def _on_m2m_changed(
+    sender: type[models.Model],
+    instance: models.Model,
+    action: str,
+    reverse: bool,
+    model: type[models.Model],
+    pk_set: set[Any] | None,
+    using: str | None = None,
+    **kwargs: Any,
+) -> None:
+    if action not in ("post_add", "post_remove", "pre_clear"):
+        return
+    mine = tracked(type(instance))
+    theirs = tracked(model)
+    if mine is None and theirs is None:
+        return
+    keys: list[str] = []
+    if mine is not None:
+        keys.extend(_instance_keys(instance, mine))
+    if theirs is not None:
+        # The clear bumps before the rows go, inside the same transaction (``clear`` is atomic):
+        # nobody sees the new versions before the rows are gone.
+        pks = (
+            _cleared_pks(sender, instance, model, reverse)
+            if action == "pre_clear"
+            else list(pk_set or ())
+        )
+        if pks:
+            keys.append(versions.collection_key(theirs.model))
+            if theirs.needs_instance:
+                db = using or instance._state.db
+                for other in theirs.model._base_manager.using(db).filter(pk__in=pks):
+                    keys.extend(_instance_keys(other, theirs))
+            else:
+                keys.extend(versions.object_key(theirs.model, pk) for pk in pks)
+    if keys:
+        _bump(keys, using=using)
+
+
+_connected = False
+
+
+def _connect_m2m() -> None:
+    global _connected
+    if not _connected:
+        # One receiver for every through model: relations declared on either side, even on
+        # models loaded after ``track`` ran, are seen; untracked ones cost a dict lookup.
+        m2m_changed.connect(_on_m2m_changed, dispatch_uid="django_conditional.m2m")
+        _connected = True
+
+
+def track(
+    model: type[_M],
+    *,
+    parents: Sequence[str] = (),
+    collections: Sequence[CollectionsFunc] = (),
+) -> type[_M]:
+    """Bump ``model``'s versions whenever one of its objects changes (see the module docstring).
+
+    ``parents``: names of ForeignKey/OneToOneField fields whose targets are bumped too.
+    ``collections``: callables ``instance -> key(s)`` naming the collections the instance belongs to,
+    e.g. ``lambda a: collection_key(Article, "by_author", author=a.author_id)``; they are called with
+    the row before and after each change, so a move between collections bumps both.
+    Returns the model, so it also works as a class decorator. Calling it again replaces the options.
+    """
+    if model._meta.abstract or model._meta.proxy:
+        raise ImproperlyConfigured(
+            f"track() needs a concrete model, not {model._meta.label} (its proxies are covered)"
+        )
+    tracking = Tracking(model, tuple(parents), tuple(collections))
+    if apps.ready:
+        tracking.parent_fields()  # fail early on a typo
+    _registry[model] = tracking
+    label = model._meta.label_lower
+    senders: list[type[models.Model]] = [model]
+    if apps.models_ready:
+        senders.extend(
+            m
+            for m in apps.get_models()
+            if m._meta.proxy and m._meta.concrete_model is model
+        )
+    for sender in senders:
+        uid = f"django_conditional.{label}.{sender._meta.label_lower}"
+        pre_save.connect(_on_pre_save, sender=sender, dispatch_uid=uid)
+        post_save.connect(_on_post_save, sender=sender, dispatch_uid=uid)
+        post_delete.connect(_on_post_delete, sender=sender, dispatch_uid=uid)
+    _connect_m2m()
+    return model
+
+
+def untrack(model: type[models.Model]) -> None:
+    """Stop tracking ``model`` (tests, mostly)."""
+    if _registry.pop(model, None) is None:
+        return
+    label = model._meta.label_lower
+    senders: list[type[models.Model]] = [model]
+    if apps.models_ready:
+        senders.extend(
+            m
+            for m in apps.get_models()
+            if m._meta.proxy and m._meta.concrete_model is model
+        )
+    for sender in senders:
+        uid = f"django_conditional.{label}.{sender._meta.label_lower}"
+        pre_save.disconnect(sender=sender, dispatch_uid=uid)
+        post_save.disconnect(sender=sender, dispatch_uid=uid)
+        post_delete.disconnect(sender=sender, dispatch_uid=uid)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bulk paths.
+
+
+class TrackedQuerySet(models.QuerySet[_M]):
+    """A queryset whose bulk writes bump the versions of every object they touch, and of its
+    collections, in the same transaction. Works for untracked models too (object and table keys)."""
+
+    def _keys_of(self, objs: Iterable[models.Model]) -> list[str]:
+        tracking = _tracking(self.model)
+        keys: list[str] = []
+        for obj in objs:
+            keys.extend(_instance_keys(obj, tracking))
+        return keys
+
+    def _snapshot(self, pks: Sequence[Any]) -> list[str]:
+        """Keys of the rows ``pks`` as the database has them now (named collections, parents)."""
+        tracking = _tracking(self.model)
+        if not pks:
+            return []
+        if not tracking.needs_instance:
+            keys = [versions.object_key(tracking.model, pk) for pk in pks]
+            keys.append(versions.collection_key(tracking.model))
+            return keys
+        base = self.model._base_manager.using(self.db)
+        keys = []
+        for start in range(0, len(pks), 500):
+            keys.extend(self._keys_of(base.filter(pk__in=pks[start : start + 500])))
+        return keys
+
+    def update(self, **kwargs: Any) -> int:
+        with transaction.atomic(using=self.db, savepoint=False):
+            pks = list(self.values_list("pk", flat=True))
+            if not pks:
+                return 0
+            before = self._snapshot(pks)
+            count = 0
+            # Only rows whose pk was read are updated, so every updated row is bumped.
+            for start in range(0, len(pks), 500):
+                count += super(
+                    TrackedQuerySet, self.filter(pk__in=pks[start : start + 500])
+                ).update(**kwargs)
+            after = self._snapshot(pks)
+            _bump(before + after, using=self.db)
+        return count
+
+    update.alters_data = True  # type: ignore[attr-defined]
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        # Tracked models have post_delete receivers, so Django collects and signals every row
+        # (cascades included); the batch turns those into two bump statements.
+        with batch(using=self.db):
+            return super().delete()
+
+    delete.alters_data = True  # type: ignore[attr-defined]
+    delete.queryset_only = True  # type: ignore[attr-defined]
+
+    def bulk_create(self, objs: Iterable[_M], *args: Any, **kwargs: Any) -> list[_M]:
+        with transaction.atomic(using=self.db, savepoint=False):
+            created = super().bulk_create(objs, *args, **kwargs)
+            keys = self._keys_of(created)
+            keys.append(versions.collection_key(self.model))
+            _bump(keys, using=self.db)
+        return created
+
+    def bulk_update(
+        self, objs: Iterable[_M], fields: Iterable[str], batch_size: int | None = None
+    ) -> int:
+        objs = list(objs)
+        with transaction.atomic(using=self.db, savepoint=False):
+            pks = [obj.pk for obj in objs if obj.pk is not None]
+            before = self._snapshot(pks) if _tracking(self.model).needs_instance else []
+            count = super().bulk_update(objs, fields, batch_size=batch_size)
+            keys = before + self._keys_of(objs)
+            if keys:
+                _bump(keys, using=self.db)
+        return count
+
+
+TrackedManager = models.Manager.from_queryset(TrackedQuerySet)

@@ -1,0 +1,661 @@
+"""The version store: keys, get_many/aget_many, bump, lock, the cache protocol and its failures."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from unittest import mock
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.core.cache import caches
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext, override_settings
+
+from django_conditional import versions
+from django_conditional.conf import conf
+from django_conditional.models import ResourceVersion
+from django_conditional.signals import version_bumped
+from tests.testapp.models import Article, Author, Country, Tag
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    caches[conf.CACHE_ALIAS].clear()
+    versions._untrusted.clear()
+    yield
+    versions._untrusted.clear()
+
+
+def cached(key: str):
+    return caches[conf.CACHE_ALIAS].get(versions._prefix() + key)
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys
+
+
+def test_object_key_int_pk():
+    assert versions.object_key(Author, 42) == "o:testapp.author:42"
+
+
+def test_object_key_from_instance():
+    assert versions.object_key(Author(pk=7)) == "o:testapp.author:7"
+
+
+def test_object_key_text_pk_normalised_by_the_pk_field():
+    assert versions.object_key(Author, "42") == versions.object_key(Author, 42)
+    tag_id = uuid.uuid4()
+    assert versions.object_key(Tag, tag_id.hex) == versions.object_key(Tag, tag_id)
+    assert versions.object_key(Tag, str(tag_id)) == f"o:testapp.tag:{tag_id}"
+
+
+def test_object_key_string_pk_quoted_when_unsafe():
+    assert versions.object_key(Country, "fr") == "o:testapp.country:fr"
+    key = versions.object_key(Country, "a b:c")
+    assert key == "o:testapp.country:a%20b%3Ac"
+    assert versions.parse_key(key) == ("object", "testapp.country", "a b:c", "")
+
+
+def test_object_key_invalid_text_pk_kept():
+    assert versions.object_key(Author, "nope") == "o:testapp.author:nope"
+
+
+def test_object_key_needs_a_pk():
+    with pytest.raises(TypeError):
+        versions.object_key(Author)
+    with pytest.raises(ValueError):
+        versions.object_key(Author())
+
+
+def test_object_key_rejects_non_models():
+    with pytest.raises(TypeError):
+        versions.object_key(int, 1)
+
+
+def test_collection_keys():
+    assert versions.collection_key(Article) == "c:testapp.article"
+    assert (
+        versions.collection_key(Article, "by_author", author=7)
+        == "c:testapp.article:by_author:author=7"
+    )
+    assert (
+        versions.collection_key(Article, "q", z=1, a="x y")
+        == "c:testapp.article:q:a=x%20y,z=1"
+    )
+    assert versions.collection_key(Article, "recent") == "c:testapp.article:recent"
+    with pytest.raises(TypeError):
+        versions.collection_key(Article, author=7)
+
+
+def test_key_too_long():
+    with pytest.raises(ValueError):
+        versions.collection_key(Article, "x" * 300)
+
+
+def test_parse_key():
+    assert versions.parse_key("c:testapp.article:by_author:author=7") == (
+        "collection",
+        "testapp.article",
+        "",
+        "by_author:author=7",
+    )
+    assert versions.parse_key("custom") == ("collection", None, "", "custom")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reads and bumps
+
+
+@pytest.mark.django_db
+def test_never_bumped_is_zero():
+    assert versions.get_many(["o:testapp.author:1", "c:testapp.author"]) == {
+        "o:testapp.author:1": 0,
+        "c:testapp.author": 0,
+    }
+    assert versions.get_many([]) == {}
+
+
+@pytest.mark.django_db
+def test_bump_increments_and_returns_new_versions(django_capture_on_commit_callbacks):
+    key = versions.object_key(Author, 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert versions.bump(key) == {key: 1}
+    with django_capture_on_commit_callbacks(execute=True):
+        assert versions.bump(key, key) == {key: 2}
+    assert versions.get(key) == 2
+    assert cached(key) == 2
+    row = ResourceVersion.objects.get(key=key)
+    assert (row.kind, row.object_pk, row.name) == ("object", "1", "")
+    assert row.content_type.model_class() is Author
+    assert row.exists
+
+
+@pytest.mark.django_db
+def test_bump_deleted_goes_negative_and_back(django_capture_on_commit_callbacks):
+    key = versions.object_key(Author, 5)
+    with django_capture_on_commit_callbacks(execute=True):
+        versions.bump(key)
+        versions.bump(key, deleted=True)
+    assert versions.get(key) == -2
+    assert not ResourceVersion.objects.get(key=key).exists
+    with django_capture_on_commit_callbacks(execute=True):
+        versions.bump(key, deleted=True)
+    assert versions.get(key) == -3
+    with django_capture_on_commit_callbacks(execute=True):
+        versions.bump(key)
+    assert versions.get(key) == 4
+
+
+@pytest.mark.django_db
+def test_new_deleted_key_starts_negative(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        assert versions.bump("o:testapp.author:9", deleted=True) == {
+            "o:testapp.author:9": -1
+        }
+
+
+@pytest.mark.django_db
+def test_bump_rows_describe_collections_and_foreign_keys():
+    versions.bump(
+        versions.collection_key(Article),
+        versions.collection_key(Article, "by_author", author=3),
+        "site-wide",
+    )
+    rows = {row.key: row for row in ResourceVersion.objects.all()}
+    whole = rows["c:testapp.article"]
+    assert (whole.kind, whole.name, whole.content_type.model_class()) == (
+        "collection",
+        "",
+        Article,
+    )
+    named = rows["c:testapp.article:by_author:author=3"]
+    assert named.name == "by_author:author=3"
+    custom = rows["site-wide"]
+    assert (custom.content_type, custom.name) == (None, "site-wide")
+    assert str(custom) == "site-wide @ 1"
+    assert custom.get_object() is None
+
+
+@pytest.mark.django_db
+def test_get_object():
+    author = Author.objects.create(name="a")
+    row = ResourceVersion.objects.get(key=versions.object_key(author))
+    assert row.get_object() == author
+    versions.bump("o:testapp.author:nope")
+    assert ResourceVersion.objects.get(key="o:testapp.author:nope").get_object() is None
+    versions.bump("o:nosuch.model:1")
+    assert ResourceVersion.objects.get(key="o:nosuch.model:1").get_object() is None
+
+
+@pytest.mark.django_db
+def test_string_and_uuid_pks_bump(django_capture_on_commit_callbacks):
+    tag_id = uuid.uuid4()
+    keys = [versions.object_key(Tag, tag_id), versions.object_key(Country, "a b")]
+    with django_capture_on_commit_callbacks(execute=True):
+        versions.bump(*keys)
+    assert versions.get_many(keys) == dict.fromkeys(keys, 1)
+    assert ResourceVersion.objects.get(key=keys[0]).object_pk == str(tag_id)
+    assert ResourceVersion.objects.get(key=keys[1]).object_pk == "a b"
+
+
+@pytest.mark.django_db
+def test_warm_get_many_is_one_cache_call_and_no_query(
+    django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    keys = [versions.object_key(Author, pk) for pk in range(20)]
+    keys.append(versions.collection_key(Author))
+    with django_capture_on_commit_callbacks(execute=True):
+        versions.bump(*keys)
+    cache = caches[conf.CACHE_ALIAS]
+    with (
+        mock.patch.object(cache, "get_many", wraps=cache.get_many) as get_many,
+        django_assert_num_queries(0),
+    ):
+        assert versions.get_many(keys) == dict.fromkeys(keys, 1)
+    assert get_many.call_count == 1
+
+
+@pytest.mark.django_db
+def test_miss_reads_the_database_once_and_fills_the_cache(
+    django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    keys = [versions.object_key(Author, pk) for pk in range(5)]
+    with django_capture_on_commit_callbacks(execute=True):
+        versions.bump(*keys[:3])
+    caches[conf.CACHE_ALIAS].clear()
+    with django_assert_num_queries(1):
+        assert versions.get_many(keys) == {
+            **dict.fromkeys(keys[:3], 1),
+            **dict.fromkeys(keys[3:], 0),
+        }
+    assert [cached(key) for key in keys] == [1, 1, 1, 0, 0]
+    with django_assert_num_queries(0):
+        versions.get_many(keys)
+
+
+@pytest.mark.django_db
+def test_untrusted_cached_value_is_a_miss(django_assert_num_queries):
+    key = versions.object_key(Author, 1)
+    caches[conf.CACHE_ALIAS].set(versions._prefix() + key, "garbage")
+    with django_assert_num_queries(1):
+        assert versions.get(key) == 0
+
+
+@pytest.mark.django_db
+def test_aget_many_warm_and_cold(
+    django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    keys = ["o:testapp.author:1", "o:testapp.author:2"]
+    with django_capture_on_commit_callbacks(execute=True):
+        versions.bump(keys[0])
+    caches[conf.CACHE_ALIAS].clear()
+    with django_assert_num_queries(1):
+        assert async_to_sync(versions.aget_many)(keys) == {keys[0]: 1, keys[1]: 0}
+    with django_assert_num_queries(0):
+        assert async_to_sync(versions.aget_many)(keys + keys) == {
+            keys[0]: 1,
+            keys[1]: 0,
+        }
+    assert async_to_sync(versions.aget_many)([]) == {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Transactions
+
+
+@pytest.mark.django_db
+def test_cache_written_only_on_commit(django_capture_on_commit_callbacks):
+    key = versions.object_key(Author, 1)
+    assert versions.get(key) == 0  # cached 0
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert versions.bump(key) == {key: 1}
+        assert cached(key) == 0
+    assert cached(key) == 0
+    for callback in callbacks:
+        callback()
+    assert cached(key) == 1
+
+
+@pytest.mark.django_db
+def test_rolled_back_bump_leaves_no_trace(django_capture_on_commit_callbacks):
+    key = versions.object_key(Author, 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        versions.bump(key)
+    received = []
+
+    def receiver(**kwargs):
+        received.append(kwargs)
+
+    version_bumped.connect(receiver)
+    try:
+        with (
+            django_capture_on_commit_callbacks(execute=True) as callbacks,
+            pytest.raises(RuntimeError),
+            transaction.atomic(),
+        ):
+            versions.bump(key)
+            raise RuntimeError
+    finally:
+        version_bumped.disconnect(receiver)
+    assert callbacks == []
+    assert received == []
+    assert cached(key) == 1
+    assert ResourceVersion.objects.get(key=key).version == 1
+    assert versions.get(key) == 1
+
+
+@pytest.mark.django_db
+def test_version_bumped_signal(django_capture_on_commit_callbacks):
+    received = []
+
+    def receiver(sender, keys, versions, **kwargs):
+        received.append((sender, keys, versions))
+
+    version_bumped.connect(receiver)
+    try:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            versions.bump("a", "b")
+        assert received == []
+        for callback in callbacks:
+            callback()
+    finally:
+        version_bumped.disconnect(receiver)
+    assert received == [(ResourceVersion, ("a", "b"), {"a": 1, "b": 1})]
+
+
+@pytest.mark.django_db
+def test_failing_receiver_is_logged_not_raised(
+    django_capture_on_commit_callbacks, caplog
+):
+    def receiver(**kwargs):
+        raise ValueError("boom")
+
+    version_bumped.connect(receiver)
+    try:
+        with (
+            caplog.at_level(logging.ERROR, logger="django_conditional"),
+            django_capture_on_commit_callbacks(execute=True),
+        ):
+            versions.bump("a")
+    finally:
+        version_bumped.disconnect(receiver)
+    assert "version_bumped receiver" in caplog.text
+    assert cached("a") == 1
+
+
+@pytest.mark.django_db
+def test_reader_fill_never_overwrites_a_newer_bump(django_capture_on_commit_callbacks):
+    """A reader that read the database before a bump committed stores with ``add``: it loses."""
+    key = "o:testapp.author:1"
+    stale = versions._read_db(
+        [key]
+    )  # the reader's database read, before the bump commits
+    with django_capture_on_commit_callbacks(execute=True):
+        versions.bump(key)
+    versions._fill(caches[conf.CACHE_ALIAS], versions._prefix(), stale)
+    assert cached(key) == 1
+    assert versions.get(key) == 1
+
+
+@pytest.mark.django_db
+def test_writer_sets_again_when_a_concurrent_bump_moved_the_key(
+    django_capture_on_commit_callbacks,
+):
+    """Two bumpers whose cache writes land out of order: the second read repairs the older one."""
+    key = "o:testapp.author:1"
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        versions.bump(key)  # ours: version 1
+    real_read = versions._read_db
+    calls: list[dict[str, int]] = []
+
+    def read_then_concurrent_bump(keys, using=None):
+        values = real_read(keys, using)
+        if not calls:
+            # Another worker commits version 2 and sets it right after our first read...
+            ResourceVersion.objects.filter(key=key).update(version=2)
+            caches[conf.CACHE_ALIAS].set(versions._prefix() + key, 2)
+        calls.append(values)
+        return values
+
+    with mock.patch.object(versions, "_read_db", read_then_concurrent_bump):
+        callbacks[0]()  # ...then our set(1) lands after theirs
+    assert cached(key) == 2
+    assert calls[0] == {key: 1}
+
+
+@pytest.mark.django_db
+def test_writer_gives_up_setting_and_deletes_a_key_that_keeps_moving(
+    django_capture_on_commit_callbacks,
+):
+    key = "o:testapp.author:1"
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        versions.bump(key)
+    counter = iter(range(1, 100))
+    with mock.patch.object(
+        versions, "_read_db", lambda keys, using=None: {key: next(counter)}
+    ):
+        callbacks[0]()
+    assert cached(key) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Cache failures
+
+
+class Down(ConnectionError):
+    pass
+
+
+def _raise(*args, **kwargs):
+    raise Down("cache is down")
+
+
+@pytest.mark.django_db
+def test_cache_down_on_read_uses_the_database(
+    django_capture_on_commit_callbacks, caplog
+):
+    key = versions.object_key(Author, 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        versions.bump(key)
+    cache = caches[conf.CACHE_ALIAS]
+    with (
+        mock.patch.object(cache, "get_many", _raise),
+        mock.patch.object(cache, "add", _raise),
+        caplog.at_level(logging.WARNING, logger="django_conditional"),
+    ):
+        assert versions.get_many([key, "x"]) == {key: 1, "x": 0}
+        assert async_to_sync(versions.aget_many)([key]) == {key: 1}
+    assert "cache get_many failed" in caplog.text
+    assert "Down" in caplog.text
+
+
+@pytest.mark.django_db
+def test_cache_failing_fill_is_logged(caplog):
+    cache = caches[conf.CACHE_ALIAS]
+    with (
+        mock.patch.object(cache, "add", _raise),
+        caplog.at_level(logging.WARNING, logger="django_conditional"),
+    ):
+        assert versions.get("k") == 0
+    assert "cache add failed" in caplog.text
+
+
+@pytest.mark.django_db
+def test_cache_down_on_write_never_serves_the_old_value(
+    django_capture_on_commit_callbacks, caplog, django_assert_num_queries
+):
+    key = versions.object_key(Author, 1)
+    assert versions.get(key) == 0  # 0 is now cached
+    cache = caches[conf.CACHE_ALIAS]
+    with (
+        mock.patch.object(cache, "set_many", _raise),
+        mock.patch.object(cache, "delete_many", _raise),
+        caplog.at_level(logging.WARNING, logger="django_conditional"),
+    ):
+        with django_capture_on_commit_callbacks(execute=True):
+            versions.bump(key)
+        # The cache still holds 0, but this process knows it cannot trust it.
+        assert cached(key) == 0
+        assert versions.get(key) == 1
+        assert async_to_sync(versions.aget_many)([key]) == {key: 1}
+    assert "cache set_many failed" in caplog.text
+    assert "cache delete_many failed" in caplog.text
+    assert key in versions._untrusted
+    # The cache is back: the next read deletes the untrusted keys, then fills them.
+    assert versions.get(key) == 1
+    assert not versions._untrusted
+    assert cached(key) == 1
+    with django_assert_num_queries(0):
+        assert versions.get(key) == 1
+
+
+@pytest.mark.django_db
+def test_repair_failing_keeps_keys_untrusted(caplog):
+    versions._untrusted.add("k")
+    cache = caches[conf.CACHE_ALIAS]
+    cache.set(versions._prefix() + "k", 5)
+    with (
+        mock.patch.object(cache, "delete_many", _raise),
+        caplog.at_level(logging.WARNING, logger="django_conditional"),
+    ):
+        assert versions.get("k") == 0
+        assert async_to_sync(versions.aget_many)(["k"]) == {"k": 0}
+    assert "k" in versions._untrusted
+
+
+@pytest.mark.django_db
+def test_cache_set_failing_falls_back_to_delete(
+    django_capture_on_commit_callbacks, caplog
+):
+    key = versions.object_key(Author, 1)
+    assert versions.get(key) == 0
+    cache = caches[conf.CACHE_ALIAS]
+    with (
+        mock.patch.object(cache, "set_many", _raise),
+        caplog.at_level(logging.WARNING, logger="django_conditional"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        versions.bump(key)
+    assert cached(key) is None
+    assert not versions._untrusted
+    assert versions.get(key) == 1
+
+
+@pytest.mark.django_db
+def test_version_cache_timeout(settings, django_capture_on_commit_callbacks):
+    settings.CONDITIONAL_VERSION_CACHE_TIMEOUT = 60
+    cache = caches[conf.CACHE_ALIAS]
+    with (
+        mock.patch.object(cache, "set_many", wraps=cache.set_many) as set_many,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        versions.bump("k")
+    assert set_many.call_args.args[1] == 60
+
+
+@pytest.mark.django_db
+def test_cache_alias_and_prefix(settings, django_capture_on_commit_callbacks):
+    settings.CACHES = {
+        **settings.CACHES,
+        "versions": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "versions-test",
+        },
+    }
+    settings.CONDITIONAL_CACHE_ALIAS = "versions"
+    settings.CONDITIONAL_KEY_PREFIX = "cv"
+    with django_capture_on_commit_callbacks(execute=True):
+        versions.bump("k")
+    assert caches["versions"].get("cv:v1:k") == 1
+    caches["versions"].clear()
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_real_redis_unreachable_falls_back_to_the_database(
+    django_capture_on_commit_callbacks, caplog
+):
+    key = versions.object_key(Author, 1)
+    closed = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+    with (
+        override_settings(CACHES=closed),
+        caplog.at_level(logging.WARNING, logger="django_conditional"),
+    ):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert versions.bump(key) == {key: 1}
+        assert versions.get_many([key, "o:testapp.author:2"]) == {
+            key: 1,
+            "o:testapp.author:2": 0,
+        }
+        assert async_to_sync(versions.aget_many)([key]) == {key: 1}
+    assert "cache get_many failed" in caplog.text
+    assert "ConnectionError" in caplog.text
+
+
+# ---------------------------------------------------------------------------------------------
+# lock() and the portable bump
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lock_outside_atomic_on_a_transactional_db():
+    with pytest.raises(transaction.TransactionManagementError):
+        versions.lock(["k"])
+    with transaction.atomic():
+        assert versions.lock([]) == {}
+
+
+@pytest.mark.django_db
+def test_lock_creates_rows_and_reads_the_database():
+    versions.bump("b")
+    caches[conf.CACHE_ALIAS].set(
+        versions._prefix() + "b", 99
+    )  # the cache is not consulted
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        assert versions.lock(["b", "a", "b"]) == {"a": 0, "b": 1}
+    assert ResourceVersion.objects.get(key="a").version == 0
+    if connection.features.has_select_for_update:
+        assert any("FOR UPDATE" in q["sql"] for q in queries.captured_queries)
+
+
+@pytest.mark.django_db
+def test_portable_bump_path(monkeypatch, django_capture_on_commit_callbacks):
+    monkeypatch.setattr(versions, "_uses_upsert", lambda db: False)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert versions.bump("a", "b") == {"a": 1, "b": 1}
+        assert versions.bump("a", deleted=True) == {"a": -2}
+        assert versions.bump("c", deleted=True) == {"c": -1}
+        assert versions.bump("a", "c") == {"a": 3, "c": 2}
+    assert versions.get_many(["a", "b", "c"]) == {"a": 3, "b": 1, "c": 2}
+
+
+@pytest.mark.django_db
+def test_portable_bump_retries_a_lost_insert_race(monkeypatch):
+    """A concurrent transaction inserts the row between our UPDATE and our INSERT."""
+    monkeypatch.setattr(versions, "_uses_upsert", lambda db: False)
+    real_defaults = versions._row_defaults
+    raced: list[str] = []
+
+    def defaults_then_concurrent_insert(key):
+        if not raced:
+            raced.append(key)
+            ResourceVersion.objects.bulk_create([ResourceVersion(key=key, version=4)])
+        return real_defaults(key)
+
+    monkeypatch.setattr(versions, "_row_defaults", defaults_then_concurrent_insert)
+    assert versions.bump("k") == {"k": 5}
+    assert raced == ["k"]
+
+
+def test_uses_upsert_by_vendor():
+    with mock.patch.object(connection, "vendor", "postgresql"):
+        assert versions._uses_upsert("default")
+    with mock.patch.object(connection, "vendor", "mysql"):
+        assert not versions._uses_upsert("default")
+
+
+@pytest.mark.django_db
+def test_bump_nothing():
+    assert versions.bump() == {}
+
+
+@pytest.mark.django_db
+def test_bump_chunks_many_keys(django_capture_on_commit_callbacks):
+    keys = [f"k{i}" for i in range(1203)]
+    with django_capture_on_commit_callbacks(execute=True):
+        values = versions.bump(*keys)
+    assert values == dict.fromkeys(keys, 1)
+    assert versions.get_many(keys) == dict.fromkeys(keys, 1)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_bumps_are_atomic():
+    """Eight threads bump one key five times each: the database and the cache end at 40."""
+    key = "o:testapp.author:1"
+    errors = []
+
+    def worker():
+        try:
+            for _ in range(5):
+                versions.bump(key)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert ResourceVersion.objects.get(key=key).version == 40
+    assert cached(key) == 40
