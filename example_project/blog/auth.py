@@ -71,7 +71,7 @@ def basic_auth_required(
                 return unauthorized()
             if not user.has_perm(permission):  # type: ignore[attr-defined]
                 return forbidden(permission)
-            request.user = user
+            request.user = user  # type: ignore[assignment]
             return view(request, *args, **kwargs)
 
         return cast(_View, wrapper)

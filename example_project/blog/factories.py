@@ -10,7 +10,7 @@ from django.utils.text import slugify
 from example_project.blog.models import Article, Author, Comment, Tag
 
 
-class AuthorFactory(factory.django.DjangoModelFactory):
+class AuthorFactory(factory.django.DjangoModelFactory[Author]):
     class Meta:
         model = Author
         django_get_or_create = ("email",)
@@ -20,7 +20,7 @@ class AuthorFactory(factory.django.DjangoModelFactory):
     bio = factory.Faker("paragraph", nb_sentences=2)
 
 
-class TagFactory(factory.django.DjangoModelFactory):
+class TagFactory(factory.django.DjangoModelFactory[Tag]):
     class Meta:
         model = Tag
         django_get_or_create = ("name",)
@@ -34,7 +34,7 @@ def _set_tags(article: Article, create: bool, extracted: Any, **kwargs: Any) -> 
         article.tags.set(extracted)
 
 
-class ArticleFactory(factory.django.DjangoModelFactory):
+class ArticleFactory(factory.django.DjangoModelFactory[Article]):
     class Meta:
         model = Article
         skip_postgeneration_save = True
@@ -48,7 +48,7 @@ class ArticleFactory(factory.django.DjangoModelFactory):
     tags = factory.PostGeneration(_set_tags)
 
 
-class CommentFactory(factory.django.DjangoModelFactory):
+class CommentFactory(factory.django.DjangoModelFactory[Comment]):
     class Meta:
         model = Comment
 

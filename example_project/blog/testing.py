@@ -1,0 +1,146 @@
+"""Serve the demo from a real server in a subprocess, for the tests (runserver, gunicorn, uvicorn).
+
+Each server gets its own SQLite file (migrated and seeded with ``seed_demo``) and a free loopback
+port; its log goes to a file the tests read (runserver logs one line per request, status included).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVERS = ("runserver", "gunicorn", "uvicorn")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def demo_env(sqlite_path: Path) -> dict[str, str]:
+    """The environment of ``make demo``: SQLite and the local-memory cache, whatever the suite uses."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
+    }
+    env["DJANGO_SQLITE_PATH"] = str(sqlite_path)
+    env["DJANGO_SETTINGS_MODULE"] = "example_project.settings"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def prepare_database(env: dict[str, str]) -> None:
+    for command in (["migrate", "--noinput"], ["seed_demo"]):
+        subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=180,
+        )
+
+
+def server_command(kind: str, port: int) -> list[str]:
+    bind = f"127.0.0.1:{port}"
+    if kind == "runserver":
+        return [sys.executable, "manage.py", "runserver", bind, "--noreload"]
+    if kind == "gunicorn":
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "example_project.wsgi",
+            "--bind",
+            bind,
+            "--workers",
+            "2",
+            "--access-logfile",
+            "-",
+        ]
+    if kind == "uvicorn":
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "example_project.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+    raise ValueError(f"unknown server {kind!r}: one of {SERVERS}")
+
+
+@dataclass
+class DemoServer:
+    url: str
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def demo_server(
+    tmp_path: Path, kind: str = "runserver", timeout: float = 30.0
+) -> Iterator[DemoServer]:
+    """A seeded demo served by ``kind`` on a free port; stopped (and waited for) on exit."""
+    env = demo_env(tmp_path / "demo.sqlite3")
+    prepare_database(env)
+    port = free_port()
+    log_path = tmp_path / f"{kind}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            server_command(kind, port),
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = DemoServer(f"http://127.0.0.1:{port}", log_path, process)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{server.url}/about/", timeout=5):
+                    break
+            except (OSError, urllib.error.URLError):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"{kind} did not start on port {port}:\n{server.log()}"
+                    ) from None
+                time.sleep(0.2)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def reset_version_cache() -> None:
+    """Forget cached versions and remembered headers (the test database is flushed between
+    tests, the cache is not: a version read from it would belong to a previous test)."""
+    from django.core.cache import caches
+
+    from django_conditional import versions
+    from django_conditional.conf import conf
+
+    caches[conf.CACHE_ALIAS].clear()
+    versions._untrusted.clear()
