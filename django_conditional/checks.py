@@ -6,9 +6,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.middleware.gzip import GZipMiddleware
+from django.middleware.http import (
+    ConditionalGetMiddleware as DjangoConditionalGetMiddleware,
+)
+from django.utils.module_loading import import_string
 
-from django_conditional.conf import conf
+from django_conditional.conf import PreconditionPolicy, compile_paths, conf
+from django_conditional.middleware import ConditionalGetMiddleware
+from django_conditional.sources import content
+
+MIDDLEWARE_PATH = "django_conditional.middleware.ConditionalGetMiddleware"
 
 
 def _is_positive_int(value: object) -> bool:
@@ -48,8 +57,133 @@ def check_settings(
                 id="django_conditional.E004",
             )
         )
+    errors.extend(_check_middleware_settings())
     return errors
+
+
+def _check_middleware_settings() -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    hash_name = conf.HASH
+    if hash_name not in content.HASH_NAMES:
+        errors.append(
+            Error(
+                f"CONDITIONAL_HASH is {hash_name!r}, which is not a supported hash.",
+                hint=f"Choose one of {', '.join(map(repr, content.HASH_NAMES))}.",
+                id="django_conditional.E010",
+            )
+        )
+    elif hash_name in content.XXHASH_HASHERS and not content.XXHASH_AVAILABLE:
+        errors.append(
+            Error(
+                f"CONDITIONAL_HASH is {hash_name!r} but the xxhash package is not installed.",
+                hint='Install xxhash, or set CONDITIONAL_HASH = "md5" (or another stdlib hash).',
+                id="django_conditional.E011",
+            )
+        )
+    try:
+        PreconditionPolicy.parse(
+            getattr(settings, "CONDITIONAL_REQUIRE_PRECONDITION", None)
+        )
+    except ValueError as exc:
+        errors.append(
+            Error(
+                str(exc),
+                hint='For example {"methods": ["PUT", "PATCH", "DELETE"], "paths": [r"^/api/"]}, or True.',
+                id="django_conditional.E012",
+            )
+        )
+    try:
+        compile_paths(
+            getattr(settings, "CONDITIONAL_SKIP_PATHS", ()), "CONDITIONAL_SKIP_PATHS"
+        )
+    except ValueError as exc:
+        errors.append(
+            Error(
+                str(exc),
+                hint='For example [r"^/media/", "/downloads/"] (matched at the start of the path).',
+                id="django_conditional.E013",
+            )
+        )
+    if not isinstance(conf.PRECHECK_UNSAFE, bool):
+        errors.append(
+            Error(
+                "CONDITIONAL_PRECHECK_UNSAFE must be True or False.",
+                id="django_conditional.E014",
+            )
+        )
+    return errors
+
+
+def _is_subclass(entry: object, cls: type) -> bool:
+    if not isinstance(entry, str):
+        return False
+    try:
+        imported = import_string(entry)
+    except ImportError:
+        return (
+            False  # Django reports a middleware that does not import when it loads it.
+        )
+    return isinstance(imported, type) and issubclass(imported, cls)
+
+
+def check_middleware(
+    app_configs: Sequence[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Our middleware: present when settings rely on it, once, inside GZip, not beside Django's."""
+    entries = list(getattr(settings, "MIDDLEWARE", None) or [])
+    ours = [
+        i for i, e in enumerate(entries) if _is_subclass(e, ConditionalGetMiddleware)
+    ]
+    messages: list[CheckMessage] = []
+    if not ours:
+        policy = getattr(settings, "CONDITIONAL_REQUIRE_PRECONDITION", None)
+        if policy not in (None, False) or getattr(
+            settings, "CONDITIONAL_PRECHECK_UNSAFE", False
+        ):
+            messages.append(
+                Warning(
+                    f"{MIDDLEWARE_PATH} is not in MIDDLEWARE, but "
+                    "CONDITIONAL_REQUIRE_PRECONDITION or CONDITIONAL_PRECHECK_UNSAFE relies on it.",
+                    hint="Add it to MIDDLEWARE after GZipMiddleware and SessionMiddleware; "
+                    "without it only versioned views apply the 428 policy.",
+                    id="django_conditional.W001",
+                )
+            )
+        return messages
+    if len(ours) > 1:
+        messages.append(
+            Warning(
+                f"{MIDDLEWARE_PATH} is listed {len(ours)} times in MIDDLEWARE.",
+                hint="Keep one entry: each copy hashes every body again.",
+                id="django_conditional.W002",
+            )
+        )
+    gzip = [i for i, e in enumerate(entries) if _is_subclass(e, GZipMiddleware)]
+    if gzip and ours[0] < gzip[-1]:
+        messages.append(
+            Warning(
+                f"{MIDDLEWARE_PATH} is before GZipMiddleware in MIDDLEWARE.",
+                hint="Move it after GZipMiddleware, as Django documents for its own "
+                "ConditionalGetMiddleware: placed before, it hashes the compressed body, which "
+                "changes on every response (GZip adds random bytes), so no 304 is ever sent.",
+                id="django_conditional.W003",
+            )
+        )
+    if any(
+        _is_subclass(e, DjangoConditionalGetMiddleware)
+        and not _is_subclass(e, ConditionalGetMiddleware)
+        for e in entries
+    ):
+        messages.append(
+            Warning(
+                f"{MIDDLEWARE_PATH} is used beside django.middleware.http.ConditionalGetMiddleware.",
+                hint="Remove Django's: this one replaces it, and Django's hashes every body again with md5.",
+                id="django_conditional.W004",
+            )
+        )
+    return messages
 
 
 def register_checks() -> None:
     register(Tags.compatibility)(check_settings)
+    register(Tags.compatibility)(check_middleware)

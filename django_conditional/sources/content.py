@@ -56,6 +56,7 @@ STDLIB_HASHERS: Final[dict[str, Hasher]] = {
     "blake2b": _blake2b,
 }
 XXHASH_HASHERS: Final = ("xxh3",)
+XXHASH_AVAILABLE: Final = _xxh3 is not None
 HASH_NAMES: Final = (*XXHASH_HASHERS, *STDLIB_HASHERS)
 
 

@@ -1,0 +1,319 @@
+"""``ConditionalGetMiddleware``: a drop-in for Django's, exact to RFC 9110, sync and async.
+
+What each page gets:
+
+- Every 200 to GET or HEAD without ``ETag`` or ``Last-Modified`` gets a strong ``ETag`` from a
+  hash of its body (``CONDITIONAL_HASH``); a ``FileResponse`` over a regular file gets one from
+  the file's size and mtime; other streaming bodies, ``Cache-Control: no-store`` and
+  ``CONDITIONAL_SKIP_PATHS`` get none.
+- Preconditions of GET and HEAD are evaluated by the engine (§13.2.2) on the validators of the
+  built 2xx response: 304 (§15.4.5 headers and cookies kept), 412, and ``If-Range`` (a partial
+  from a representation that no longer matches becomes the full 200).
+- Unsafe methods: the middleware runs after the view, so it cannot stop a write that already
+  happened. Two opt-in guards run *before* the view: the 428 policy
+  (``CONDITIONAL_REQUIRE_PRECONDITION``) and the GET-first check (``CONDITIONAL_PRECHECK_UNSAFE``),
+  which evaluates the preconditions against a GET of the same URL. The GET-first check is not
+  atomic (a write may land between the GET and the write); versioned views are.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import HttpRequest, HttpResponseBase
+from django.urls import Resolver404, resolve
+
+from django_conditional.conf import conf
+from django_conditional.evaluation import answer, evaluate_request, has_preconditions
+from django_conditional.httpdate import parse_http_date
+from django_conditional.preconditions import (
+    ANY,
+    IGNORING_METHODS,
+    SAFE_METHODS,
+    Evaluation,
+    Outcome,
+    parse_entity_tags,
+)
+from django_conditional.responses import (
+    not_modified_like,
+    precondition_required,
+)
+from django_conditional.sources.content import response_etag
+from django_conditional.validators import ETag, Validators
+
+# Attribute a view sets (to True) when it evaluates preconditions itself before acting, so the
+# GET-first check has nothing to add (the versioned decorators and mixins set it).
+GUARDED_VIEW_ATTRIBUTE: Final = "conditional_guarded"
+# What a GET twin of a request must not carry: the write's content and its preconditions.
+_NOT_FOR_GET: Final = frozenset(
+    {
+        "CONTENT_LENGTH",
+        "CONTENT_TYPE",
+        "HTTP_IF_MATCH",
+        "HTTP_IF_NONE_MATCH",
+        "HTTP_IF_MODIFIED_SINCE",
+        "HTTP_IF_UNMODIFIED_SINCE",
+        "HTTP_IF_RANGE",
+        "HTTP_RANGE",
+    }
+)
+_GUARDING_HEADERS: Final = ("HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE")
+
+GetResponse = Callable[[HttpRequest], Any]
+
+
+def get_twin(request: HttpRequest) -> HttpRequest:
+    """A GET of the same URL for the same user: no content, no preconditions, no Range."""
+    twin = copy.copy(request)
+    for cached in ("headers", "_post", "_files", "POST", "FILES", "data"):
+        twin.__dict__.pop(cached, None)
+    twin.method = "GET"
+    twin.META = {k: v for k, v in request.META.items() if k not in _NOT_FOR_GET}
+    twin.META["REQUEST_METHOD"] = "GET"
+    twin._body = b""
+    twin._stream = io.BytesIO(b"")
+    twin._read_started = False  # type: ignore[attr-defined]
+    return twin
+
+
+def response_validators(response: HttpResponseBase) -> Validators:
+    """The validators a built 2xx response carries; it exists, whatever it carries (§13.1.1)."""
+    etag = response.get("ETag")
+    last_modified = response.get("Last-Modified")
+    return Validators(
+        ETag.from_header_value(etag) if etag else None,
+        parse_http_date(last_modified) if last_modified else None,
+        exists=True,
+    )
+
+
+def _no_store(response: HttpResponseBase) -> bool:
+    cache_control = response.get("Cache-Control")
+    return cache_control is not None and any(
+        part.strip().lower() == "no-store" for part in cache_control.split(",")
+    )
+
+
+def _close(response: HttpResponseBase) -> None:
+    # A response that is replaced (by a 304, a 412, a rerun) still holds its file or iterator.
+    response.close()
+
+
+class ConditionalGetMiddleware:
+    """Content ETags, 304/412 and If-Range after the view; the 428 policy and GET-first before it.
+
+    Place it where Django's ``ConditionalGetMiddleware`` goes: after ``GZipMiddleware`` and
+    before any middleware that changes the response body.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            # Mark the instance as a coroutine function; the switch happens in __call__.
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self.__acall__(request)
+        early = self.before_view(request)
+        if early is not None:
+            return early
+        if self.needs_precheck(request):
+            early = self.precheck(request, self.get_response(get_twin(request)))
+            if early is not None:
+                return early
+        response: HttpResponseBase = self.get_response(request)
+        if self.stale_partial(request, response):
+            _close(response)
+            response = self.get_response(request)
+        if self.head_needs_get(request, response):
+            self.copy_get_validators(response, self.get_response(get_twin(request)))
+            return self.after_view(request, response, tag=False)
+        return self.after_view(request, response)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = (
+            self.get_response
+        )
+        early = self.before_view(request)
+        if early is not None:
+            return early
+        if self.needs_precheck(request):
+            early = self.precheck(request, await get_response(get_twin(request)))
+            if early is not None:
+                return early
+        response = await get_response(request)
+        if self.stale_partial(request, response):
+            _close(response)
+            response = await get_response(request)
+        if self.head_needs_get(request, response):
+            self.copy_get_validators(response, await get_response(get_twin(request)))
+            return self.after_view(request, response, tag=False)
+        return self.after_view(request, response)
+
+    # The steps, plain sync methods shared by both modes (subclassing-friendly).
+
+    def skipped(self, request: HttpRequest) -> bool:
+        """Whether ``CONDITIONAL_SKIP_PATHS`` leaves this request alone (the 428 policy still applies)."""
+        path = request.path_info
+        return any(pattern.match(path) for pattern in conf.SKIP_PATHS)
+
+    def before_view(self, request: HttpRequest) -> HttpResponseBase | None:
+        """428 (RFC 6585 §3) for a write the policy requires to be conditional and that is not."""
+        if request.method in SAFE_METHODS:
+            return None
+        policy = conf.REQUIRE_PRECONDITION
+        if (
+            policy is not None
+            and policy.applies(request.method, request.path_info)
+            and not any(name in request.META for name in _GUARDING_HEADERS)
+        ):
+            return precondition_required(request)
+        return None
+
+    def needs_precheck(self, request: HttpRequest) -> bool:
+        """Whether the GET-first check runs: opt-in, an unsafe request with preconditions, an unguarded view."""
+        if (
+            request.method in SAFE_METHODS
+            or request.method in IGNORING_METHODS
+            or not conf.PRECHECK_UNSAFE
+            or not has_preconditions(request)
+            or self.skipped(request)
+        ):
+            return False
+        try:
+            match = resolve(request.path_info, getattr(request, "urlconf", None))
+        except Resolver404:
+            return False
+        return not getattr(match.func, GUARDED_VIEW_ATTRIBUTE, False)
+
+    def precheck(
+        self, request: HttpRequest, current: HttpResponseBase
+    ) -> HttpResponseBase | None:
+        """412 when the write's preconditions fail against ``current`` (the GET); None to run the write.
+
+        Only a 2xx GET says what the current representation is; on anything else the write's
+        own response decides (§13.2.1), so it runs.
+        """
+        if not 200 <= current.status_code < 300:
+            _close(current)
+            return None
+        if current.status_code == 200 and self.wants_etag(current):
+            self.add_etag(current)
+        validators = response_validators(current)
+        _close(current)
+        evaluation = evaluate_request(request, validators)
+        if evaluation.outcome is Outcome.PRECONDITION_FAILED:
+            return answer(request, evaluation, validators)
+        return None
+
+    def stale_partial(self, request: HttpRequest, response: HttpResponseBase) -> bool:
+        """A 206 whose If-Range does not hold (§13.1.5): drop Range so the rerun sends the full 200."""
+        if (
+            response.status_code != 206
+            or request.method != "GET"
+            or "HTTP_RANGE" not in request.META
+            or "HTTP_IF_RANGE" not in request.META
+            or self.skipped(request)
+        ):
+            return False
+        evaluation = evaluate_request(request, response_validators(response))
+        if evaluation.range_allowed:
+            return False
+        del request.META["HTTP_RANGE"]
+        return True
+
+    def head_needs_get(self, request: HttpRequest, response: HttpResponseBase) -> bool:
+        """A HEAD answered with an empty body, where the GET's body is what the tag must hash."""
+        return (
+            request.method == "HEAD"
+            and response.status_code == 200
+            and not response.streaming
+            and not response.content  # type: ignore[attr-defined]
+            and self.wants_etag(response)
+            and not self.skipped(request)
+        )
+
+    def copy_get_validators(
+        self, response: HttpResponseBase, get_response: HttpResponseBase
+    ) -> None:
+        """Give a HEAD ``response`` the validators of the GET's ``get_response``, so both agree."""
+        if get_response.status_code == 200:
+            if self.wants_etag(get_response):
+                self.add_etag(get_response)
+            for name in ("ETag", "Last-Modified"):
+                if name in get_response.headers:
+                    response.headers[name] = get_response.headers[name]
+        _close(get_response)
+
+    def wants_etag(self, response: HttpResponseBase) -> bool:
+        """Whether a 200 gets a content validator: no ``ETag`` or ``Last-Modified`` yet, no ``no-store``."""
+        return not (
+            "ETag" in response.headers
+            or "Last-Modified" in response.headers
+            or _no_store(response)
+        )
+
+    def add_etag(self, response: HttpResponseBase) -> None:
+        etag = response_etag(response)
+        if etag is not None:
+            response.headers["ETag"] = str(etag)
+
+    def after_view(
+        self, request: HttpRequest, response: HttpResponseBase, *, tag: bool = True
+    ) -> HttpResponseBase:
+        """Tag a 200 to GET or HEAD (unless ``tag`` is False), then answer its preconditions (§13.2.1: 2xx only)."""
+        if request.method not in SAFE_METHODS or self.skipped(request):
+            return response
+        status = response.status_code
+        if tag and status == 200 and self.wants_etag(response):
+            self.add_etag(response)
+        if not 200 <= status < 300 or not has_preconditions(request):
+            return response
+        validators = response_validators(response)
+        evaluation = evaluate_request(request, validators)
+        if evaluation.outcome is Outcome.NOT_MODIFIED:
+            not_modified = not_modified_like(response)
+            _close(response)
+            self.echo_weak_tag(request, evaluation, not_modified)
+            return not_modified
+        if evaluation.outcome is Outcome.PRECONDITION_FAILED:
+            failed = answer(request, evaluation, validators)
+            if failed is not None:
+                _close(response)
+                return failed
+        return response
+
+    def echo_weak_tag(
+        self,
+        request: HttpRequest,
+        evaluation: Evaluation,
+        not_modified: HttpResponseBase,
+    ) -> None:
+        """Repeat the client's ``W/`` on the 304's ETag when that is the form it holds.
+
+        ``GZipMiddleware`` (outside this one) weakens the ETag of a compressed 200 but leaves the
+        bodiless 304 alone; the 304 then confirms the weak tag the client stored (§15.4.5: the
+        ETag the 200 to this request would have carried).
+        """
+        etag = not_modified.get("ETag")
+        header = request.META.get("HTTP_IF_NONE_MATCH")
+        if evaluation.decided_by != "If-None-Match" or not etag or header is None:
+            return
+        current = ETag.from_header_value(etag)
+        if current.weak:
+            return
+        tags = parse_entity_tags(header, conf.MAX_LIST_MEMBERS)
+        if tags == ANY:
+            return
+        forms = {tag.weak for tag in tags if tag.tag == current.tag}
+        if forms == {True}:
+            not_modified.headers["ETag"] = str(ETag(current.tag, weak=True))
