@@ -1,0 +1,177 @@
+"""System checks: each id fires on its misconfiguration and only there."""
+
+from __future__ import annotations
+
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.checks import Error, Warning
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+
+from django_conditional import checks
+from django_conditional.middleware import ConditionalGetMiddleware
+from django_conditional.sources import content
+
+MW = "django_conditional.middleware.ConditionalGetMiddleware"
+SESSION = "django.contrib.sessions.middleware.SessionMiddleware"
+GZIP = "django.middleware.gzip.GZipMiddleware"
+DJANGO_CG = "django.middleware.http.ConditionalGetMiddleware"
+
+
+class OurSubclass(ConditionalGetMiddleware):
+    pass
+
+
+def check_ids(**overrides: Any) -> list[str]:
+    """The ids our checks report under ``overrides`` of the settings."""
+    with override_settings(**overrides):
+        messages = checks.check_settings() + checks.check_middleware()
+    return [message.id or "" for message in messages]
+
+
+def test_default_test_settings_are_clean():
+    assert check_ids() == []
+
+
+def test_well_placed_middleware_is_clean():
+    assert check_ids(MIDDLEWARE=[GZIP, SESSION, MW]) == []
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"CONDITIONAL_REQUIRE_PRECONDITION": True},
+        {"CONDITIONAL_REQUIRE_PRECONDITION": {"paths": ["/api/"]}},
+        {"CONDITIONAL_PRECHECK_UNSAFE": True},
+    ],
+)
+def test_w001_middleware_missing_where_settings_rely_on_it(setting):
+    assert check_ids(MIDDLEWARE=[SESSION], **setting) == ["django_conditional.W001"]
+    assert check_ids(MIDDLEWARE=[SESSION, MW], **setting) == []
+
+
+def test_w001_not_raised_when_nothing_relies_on_the_middleware():
+    assert check_ids(MIDDLEWARE=[SESSION], CONDITIONAL_REQUIRE_PRECONDITION=None) == []
+
+
+def test_w002_listed_twice():
+    assert check_ids(MIDDLEWARE=[MW, SESSION, MW]) == ["django_conditional.W002"]
+    subclass = f"{__name__}.OurSubclass"
+    assert check_ids(MIDDLEWARE=[MW, subclass]) == ["django_conditional.W002"]
+
+
+def test_w003_before_gzip():
+    assert check_ids(MIDDLEWARE=[MW, GZIP]) == ["django_conditional.W003"]
+    assert check_ids(MIDDLEWARE=[GZIP, MW]) == []
+
+
+def test_w003_knows_gzip_subclasses():
+    coded = "django_conditional.compression.GZipMiddleware"
+    assert check_ids(MIDDLEWARE=[MW, coded]) == ["django_conditional.W003"]
+    assert check_ids(MIDDLEWARE=[coded, MW]) == []
+
+
+def test_w004_beside_djangos_own():
+    assert check_ids(MIDDLEWARE=[GZIP, DJANGO_CG, MW]) == ["django_conditional.W004"]
+    # Django's alone is not ours to judge.
+    assert check_ids(MIDDLEWARE=[DJANGO_CG]) == []
+
+
+def test_unimportable_middleware_is_left_to_django():
+    assert check_ids(MIDDLEWARE=["no.such.Middleware", MW]) == []
+
+
+def test_warnings_carry_hints():
+    with override_settings(MIDDLEWARE=[MW, GZIP, DJANGO_CG, MW]):
+        messages = checks.check_middleware()
+    assert [m.id for m in messages] == [
+        "django_conditional.W002",
+        "django_conditional.W003",
+        "django_conditional.W004",
+    ]
+    assert all(isinstance(m, Warning) and m.hint for m in messages)
+
+
+@pytest.mark.parametrize("value", ["crc32", "", "MD5"])
+def test_e010_unknown_hash(value):
+    assert check_ids(CONDITIONAL_HASH=value) == ["django_conditional.E010"]
+
+
+@pytest.mark.parametrize("value", ["md5", "sha1", "sha256", "blake2b", "xxh3"])
+def test_supported_hashes_are_clean(value):
+    assert check_ids(CONDITIONAL_HASH=value) == []
+
+
+def test_e011_xxh3_without_xxhash(monkeypatch):
+    monkeypatch.setattr(content, "XXHASH_AVAILABLE", False)
+    assert check_ids(CONDITIONAL_HASH="xxh3") == ["django_conditional.E011"]
+    assert check_ids(CONDITIONAL_HASH="md5") == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "PUT",
+        ["PUT"],
+        {"methods": "PUT"},
+        {"methods": ["GET"]},
+        {"methods": [""]},
+        {"paths": "/api/"},
+        {"paths": ["("]},
+        {"paths": [42]},
+        {"method": ["PUT"]},
+    ],
+)
+def test_e012_malformed_428_policy(value):
+    assert check_ids(MIDDLEWARE=[MW], CONDITIONAL_REQUIRE_PRECONDITION=value) == [
+        "django_conditional.E012"
+    ]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        False,
+        True,
+        {},
+        {"methods": ["post"]},
+        {"paths": [r"^/api/"], "methods": []},
+    ],
+)
+def test_well_formed_428_policies(value):
+    assert check_ids(MIDDLEWARE=[MW], CONDITIONAL_REQUIRE_PRECONDITION=value) == []
+
+
+@pytest.mark.parametrize("value", ["/api/", ["("], [None], 5])
+def test_e013_malformed_skip_paths(value):
+    assert check_ids(CONDITIONAL_SKIP_PATHS=value) == ["django_conditional.E013"]
+
+
+def test_e014_precheck_must_be_a_bool():
+    assert check_ids(MIDDLEWARE=[MW], CONDITIONAL_PRECHECK_UNSAFE="yes") == [
+        "django_conditional.E014"
+    ]
+
+
+def test_errors_are_errors():
+    with override_settings(CONDITIONAL_HASH="crc32"):
+        (message,) = checks.check_settings()
+    assert isinstance(message, Error)
+    assert "md5" in (message.hint or "")
+
+
+def test_checks_are_registered_with_the_check_command():
+    out = StringIO()
+    call_command("check", stdout=out)
+    assert "no issues" in out.getvalue()
+    with (
+        override_settings(CONDITIONAL_HASH="crc32", MIDDLEWARE=[MW, GZIP]),
+        pytest.raises(SystemCheckError) as raised,
+    ):
+        call_command("check", stdout=StringIO(), stderr=StringIO())
+    assert "django_conditional.E010" in str(raised.value)
+    assert "django_conditional.W003" in str(raised.value)
