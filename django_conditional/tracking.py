@@ -25,7 +25,13 @@ from typing import Any, TypeVar
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models, router, transaction
-from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
+from django.db.models.signals import (
+    class_prepared,
+    m2m_changed,
+    post_delete,
+    post_save,
+    pre_save,
+)
 
 from django_conditional import versions
 
@@ -368,12 +374,47 @@ def _on_m2m_changed(
 _connected = False
 
 
-def _connect_m2m() -> None:
+def _connect(model: type[models.Model], sender: type[models.Model]) -> None:
+    uid = f"django_conditional.{model._meta.label_lower}.{sender._meta.label_lower}"
+    pre_save.connect(_on_pre_save, sender=sender, dispatch_uid=uid)
+    post_save.connect(_on_post_save, sender=sender, dispatch_uid=uid)
+    post_delete.connect(_on_post_delete, sender=sender, dispatch_uid=uid)
+
+
+def _disconnect(model: type[models.Model], sender: type[models.Model]) -> None:
+    uid = f"django_conditional.{model._meta.label_lower}.{sender._meta.label_lower}"
+    pre_save.disconnect(sender=sender, dispatch_uid=uid)
+    post_save.disconnect(sender=sender, dispatch_uid=uid)
+    post_delete.disconnect(sender=sender, dispatch_uid=uid)
+
+
+def _proxies(model: type[models.Model]) -> list[type[models.Model]]:
+    # ``all_models`` holds every model class defined so far, even before the registry is ready.
+    return [
+        candidate
+        for app_models in list(apps.all_models.values())
+        for candidate in list(app_models.values())
+        if candidate._meta.proxy and candidate._meta.concrete_model is model
+    ]
+
+
+def _on_class_prepared(sender: type[models.Model], **kwargs: Any) -> None:
+    # A proxy of a tracked model defined after ``track`` ran: its signals name the proxy.
+    if sender._meta.proxy:
+        concrete: type[models.Model] = sender._meta.concrete_model  # type: ignore[assignment]
+        if concrete in _registry:
+            _connect(concrete, sender)
+
+
+def _connect_global() -> None:
     global _connected
     if not _connected:
         # One receiver for every through model: relations declared on either side, even on
         # models loaded after ``track`` ran, are seen; untracked ones cost a dict lookup.
         m2m_changed.connect(_on_m2m_changed, dispatch_uid="django_conditional.m2m")
+        class_prepared.connect(
+            _on_class_prepared, dispatch_uid="django_conditional.proxies"
+        )
         _connected = True
 
 
@@ -399,20 +440,10 @@ def track(
     if apps.ready:
         tracking.parent_fields()  # fail early on a typo
     _registry[model] = tracking
-    label = model._meta.label_lower
-    senders: list[type[models.Model]] = [model]
-    if apps.models_ready:
-        senders.extend(
-            m
-            for m in apps.get_models()
-            if m._meta.proxy and m._meta.concrete_model is model
-        )
+    _connect_global()
+    senders: list[type[models.Model]] = [model, *_proxies(model)]
     for sender in senders:
-        uid = f"django_conditional.{label}.{sender._meta.label_lower}"
-        pre_save.connect(_on_pre_save, sender=sender, dispatch_uid=uid)
-        post_save.connect(_on_post_save, sender=sender, dispatch_uid=uid)
-        post_delete.connect(_on_post_delete, sender=sender, dispatch_uid=uid)
-    _connect_m2m()
+        _connect(model, sender)
     return model
 
 
@@ -420,19 +451,8 @@ def untrack(model: type[models.Model]) -> None:
     """Stop tracking ``model`` (tests, mostly)."""
     if _registry.pop(model, None) is None:
         return
-    label = model._meta.label_lower
-    senders: list[type[models.Model]] = [model]
-    if apps.models_ready:
-        senders.extend(
-            m
-            for m in apps.get_models()
-            if m._meta.proxy and m._meta.concrete_model is model
-        )
-    for sender in senders:
-        uid = f"django_conditional.{label}.{sender._meta.label_lower}"
-        pre_save.disconnect(sender=sender, dispatch_uid=uid)
-        post_save.disconnect(sender=sender, dispatch_uid=uid)
-        post_delete.disconnect(sender=sender, dispatch_uid=uid)
+    for sender in [model, *_proxies(model)]:
+        _disconnect(model, sender)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -503,15 +523,10 @@ class TrackedQuerySet(models.QuerySet[_M]):
     def bulk_update(
         self, objs: Iterable[_M], fields: Iterable[str], batch_size: int | None = None
     ) -> int:
-        objs = list(objs)
-        with transaction.atomic(using=self.db, savepoint=False):
-            pks = [obj.pk for obj in objs if obj.pk is not None]
-            before = self._snapshot(pks) if _tracking(self.model).needs_instance else []
-            count = super().bulk_update(objs, fields, batch_size=batch_size)
-            keys = before + self._keys_of(objs)
-            if keys:
-                _bump(keys, using=self.db)
-        return count
+        # Django's bulk_update runs ``update()`` per batch of rows, which bumps them (reading the
+        # rows before and after); the batch turns all of those into one bump.
+        with batch(using=self.db):
+            return super().bulk_update(objs, fields, batch_size=batch_size)
 
 
 TrackedManager = models.Manager.from_queryset(TrackedQuerySet)

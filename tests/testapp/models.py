@@ -24,6 +24,13 @@ class Author(models.Model):
         return self.name
 
 
+class AuthorProxy(Author):
+    """Defined before ``track(Author)`` runs: its signals must be tracked too."""
+
+    class Meta:
+        proxy = True
+
+
 class Tag(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=50)
@@ -87,3 +94,10 @@ track(Tag)
 track(Country)
 track(Article, parents=("author",), collections=[articles_by_author])
 track(Comment, parents=("article",))
+
+
+class LateAuthorProxy(Author):
+    """Defined after ``track(Author)`` ran (``class_prepared``)."""
+
+    class Meta:
+        proxy = True
