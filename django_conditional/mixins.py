@@ -1,0 +1,135 @@
+"""Class-based views validated by resource versions: the ``versioned`` decorator, as a mixin.
+
+::
+
+    class ArticleDetail(VersionedMixin, DetailView):
+        model = Article                      # resources default to Obj(Article, pk_url_kwarg)
+
+    class ArticleList(VersionedMixin, ListView):
+        model = Article                      # resources default to Collection(Article)
+        version_vary = ("Accept", "Accept-Language")
+
+    class ArticleComments(VersionedMixin, View):
+        version_resources = (Obj(Article), Collection(Comment, "by_article", article="pk"))
+
+        async def get(self, request, pk): ...
+
+``dispatch`` goes through the same core as ``@versioned`` (``conditional_view`` and the atomic write
+guard), so GET/HEAD get 304/412 before the handler runs, and unsafe methods lock and check first;
+sync and async views both work. ``setup()`` has run, so ``get_version_resources`` may read
+``self.kwargs`` or ``self.request``; it must not query the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db.models import Model
+from django.http import HttpRequest, HttpResponseBase
+
+from django_conditional.decorators import ValidatorFunc, versioned_view
+from django_conditional.resources import Collection, Obj, Resource
+from django_conditional.writes import RequirePrecondition
+
+if TYPE_CHECKING:
+    from django.views import View
+
+    _Base = View
+else:
+    _Base = object
+
+
+class VersionedMixin(_Base):
+    """Answer preconditions from the versions of ``version_resources`` before the handler runs.
+
+    Defaults: for a ``ListView`` (``MultipleObjectMixin``), the collection of its model; for a view
+    with ``model`` and ``pk_url_kwarg`` (``DetailView``, ``UpdateView``, ``DeleteView``), the object
+    named by the URL. Views that select by slug, or plain ``View`` subclasses, declare
+    ``version_resources``.
+    """
+
+    version_resources: ClassVar[Sequence[Resource | Callable[..., Any]] | None] = None
+    version_vary: ClassVar[Sequence[str]] = ("Accept", "Accept-Language")
+    version_per_user: ClassVar[bool] = False
+    version_last_modified: ClassVar[ValidatorFunc | None] = None
+    version_headers: ClassVar[Mapping[str, str] | None] = None
+    require_precondition: ClassVar[RequirePrecondition] = None
+
+    def _version_model(self) -> type[Model]:
+        model = getattr(self, "model", None)
+        if model is None:
+            queryset = getattr(self, "queryset", None)
+            model = getattr(queryset, "model", None)
+        if model is None:
+            raise ImproperlyConfigured(
+                f"{type(self).__name__} needs version_resources, or a model or queryset "
+                "to derive them from."
+            )
+        return model  # type: ignore[no-any-return]
+
+    def get_version_resources(self) -> Sequence[Resource | Callable[..., Any]]:
+        """The resources this view shows; by default derived from the generic view's model."""
+        if self.version_resources is not None:
+            return self.version_resources
+        from django.views.generic.detail import SingleObjectMixin
+        from django.views.generic.list import MultipleObjectMixin
+
+        if isinstance(self, MultipleObjectMixin):
+            return (Collection(self._version_model()),)
+        if isinstance(self, SingleObjectMixin):
+            return (Obj(self._version_model(), url_kwarg=self.pk_url_kwarg),)
+        raise ImproperlyConfigured(
+            f"{type(self).__name__} must set version_resources "
+            "(Obj(Model), Collection(Model) or key functions)."
+        )
+
+    def get_version_last_modified(self) -> ValidatorFunc | None:
+        func = type(self).version_last_modified
+        return func
+
+    def dispatch(
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
+        handle: Callable[..., Any] = super().dispatch
+        method = (request.method or "").lower()
+        if method not in self.http_method_names or not hasattr(self, method):
+            refused: HttpResponseBase = handle(request, *args, **kwargs)  # 405
+            return refused
+        cls = type(self)
+        view: Callable[..., Any]
+        if getattr(cls, "view_is_async", False):
+
+            async def async_view(
+                request: HttpRequest, *args: Any, **kwargs: Any
+            ) -> HttpResponseBase:
+                response: HttpResponseBase = await handle(request, *args, **kwargs)
+                return response
+
+            view = async_view
+        else:
+
+            def sync_view(
+                request: HttpRequest, *args: Any, **kwargs: Any
+            ) -> HttpResponseBase:
+                response: HttpResponseBase = handle(request, *args, **kwargs)
+                return response
+
+            view = sync_view
+
+        # One identity per class, for the headers remembered from its 200s.
+        view.__module__ = cls.__module__
+        view.__qualname__ = cls.__qualname__
+        checked: Callable[..., Any] = versioned_view(
+            view,
+            self.get_version_resources(),
+            vary=self.version_vary,
+            per_user=self.version_per_user,
+            last_modified=self.get_version_last_modified(),
+            require_precondition=self.require_precondition,
+            headers=self.version_headers,
+        )
+        # For an async view this is a coroutine, which ``as_view``'s async view awaits.
+        result: HttpResponseBase = checked(request, *args, **kwargs)
+        return result

@@ -1,0 +1,191 @@
+"""What a versioned view depends on, named from its URL arguments without loading anything.
+
+A resource turns ``(request, args, kwargs)`` into version-store keys (see ``versions.object_key``
+and ``versions.collection_key``). Nothing here queries the database: an object is named by the
+primary key in the URL, not fetched.
+
+- ``Obj(Article)`` / ``Obj("blog.Article", url_kwarg="article_pk")``: one object.
+- ``Collection(Article)``: the model's whole table (bumped by every change to it).
+- ``Collection(Comment, "by_article", article="pk")``: a named collection whose parameters are
+  read from URL kwargs (a string names the kwarg; a callable ``(request, *args, **kwargs)`` computes it).
+- Any callable ``(request, *args, **kwargs) -> key | list[key]``; ``async def`` callables are awaited
+  in async views. Sync callables run on the event loop of an async view: they must not do I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from inspect import isawaitable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
+from django.db.models import Model
+
+from django_conditional import versions
+
+ModelRef = type[Model] | str
+KeyFunc = Callable[..., Any]
+ParamSource = str | Callable[..., Any]
+
+
+def _model(ref: ModelRef) -> type[Model]:
+    if isinstance(ref, str):
+        return apps.get_model(ref)
+    return ref
+
+
+class Resource:
+    """A declared dependency of a view; subclasses return its version-store keys."""
+
+    def keys(
+        self, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> list[str]:
+        raise NotImplementedError
+
+    async def akeys(
+        self, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> list[str]:
+        return self.keys(request, args, kwargs)
+
+
+def _url_value(
+    source: ParamSource, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    if callable(source):
+        return source(request, *args, **kwargs)
+    try:
+        return kwargs[source]
+    except KeyError:
+        raise ImproperlyConfigured(
+            f"The URL of {request.path_info!r} has no {source!r} argument; "
+            f"its arguments are {sorted(kwargs)}."
+        ) from None
+
+
+class Obj(Resource):
+    """One object of ``model``, whose primary key is the URL kwarg ``url_kwarg``."""
+
+    def __init__(self, model: ModelRef, url_kwarg: ParamSource = "pk") -> None:
+        self.model = model
+        self.url_kwarg = url_kwarg
+
+    def keys(
+        self, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> list[str]:
+        pk = _url_value(self.url_kwarg, request, args, kwargs)
+        return [versions.object_key(_model(self.model), pk)]
+
+    def __repr__(self) -> str:
+        return f"Obj({self.model!r}, url_kwarg={self.url_kwarg!r})"
+
+
+class Collection(Resource):
+    """All of ``model`` (no ``name``), or its collection ``name`` with parameters from the URL."""
+
+    def __init__(
+        self, model: ModelRef, name: str | None = None, **params: ParamSource
+    ) -> None:
+        if params and name is None:
+            raise TypeError(
+                "Collection parameters need a collection name: "
+                "Collection(Model, 'by_author', author='author_pk')."
+            )
+        self.model = model
+        self.name = name
+        self.params = params
+
+    def keys(
+        self, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> list[str]:
+        values = {
+            param: _url_value(source, request, args, kwargs)
+            for param, source in self.params.items()
+        }
+        return [versions.collection_key(_model(self.model), self.name, **values)]
+
+    def __repr__(self) -> str:
+        return f"Collection({self.model!r}, {self.name!r}, **{self.params!r})"
+
+
+def _as_keys(result: Any, origin: object) -> list[str]:
+    if isinstance(result, str):
+        return [result]
+    if isinstance(result, Iterable) and all(isinstance(key, str) for key in result):
+        return list(result)
+    raise TypeError(f"{origin!r} must return a key or a list of keys, not {result!r}.")
+
+
+class Function(Resource):
+    """A plain callable ``(request, *args, **kwargs) -> key | list[key]`` (sync or async)."""
+
+    def __init__(self, func: KeyFunc) -> None:
+        self.func = func
+
+    def keys(
+        self, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> list[str]:
+        result = self.func(request, *args, **kwargs)
+        if isawaitable(result):
+            result = async_to_sync(_await)(result)
+        return _as_keys(result, self.func)
+
+    async def akeys(
+        self, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> list[str]:
+        result = self.func(request, *args, **kwargs)
+        if isawaitable(result):
+            result = await result
+        return _as_keys(result, self.func)
+
+    def __repr__(self) -> str:
+        return f"Function({self.func!r})"
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def as_resources(declared: Iterable[Resource | KeyFunc]) -> tuple[Resource, ...]:
+    """Normalise what a user declared: resources as they are, callables wrapped."""
+    resources: list[Resource] = []
+    for item in declared:
+        if isinstance(item, Resource):
+            resources.append(item)
+        elif callable(item):
+            resources.append(Function(item))
+        else:
+            raise TypeError(
+                f"{item!r} is not a resource: use Obj(Model), Collection(Model) or a callable."
+            )
+    if not resources:
+        raise TypeError("A versioned view needs at least one resource.")
+    return tuple(resources)
+
+
+def resolve_keys(
+    resources: Sequence[Resource],
+    request: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> list[str]:
+    """Every key of ``resources``, in order, without duplicates."""
+    keys: dict[str, None] = {}
+    for resource in resources:
+        for key in resource.keys(request, args, kwargs):
+            keys[key] = None
+    return list(keys)
+
+
+async def aresolve_keys(
+    resources: Sequence[Resource],
+    request: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> list[str]:
+    keys: dict[str, None] = {}
+    for resource in resources:
+        for key in await resource.akeys(request, args, kwargs):
+            keys[key] = None
+    return list(keys)

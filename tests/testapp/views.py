@@ -1,0 +1,268 @@
+"""Views for the versioned-view, mixin and write tests (tests/urls_versioned.py).
+
+``CALLS`` counts how often each view body ran, so tests can prove a 304/412/428 never ran it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    JsonResponse,
+)
+from django.views import View
+from django.views.generic import DeleteView, DetailView, ListView, UpdateView
+
+from django_conditional.decorators import versioned
+from django_conditional.mixins import VersionedMixin
+from django_conditional.resources import Collection, Obj
+from django_conditional.versions import object_key
+from tests.testapp.models import Article, Author, Comment
+
+CALLS: Counter[str] = Counter()
+# Seconds a write view sleeps after reading the row, to widen the race window of concurrency tests.
+WRITE_DELAY = {"seconds": 0.0}
+
+
+def _payload(article: Article) -> dict[str, Any]:
+    return {"id": article.pk, "title": article.title, "body": article.body}
+
+
+def _apply(article: Article, request: HttpRequest) -> None:
+    data = json.loads(request.body or b"{}")
+    article.title = data.get("title", article.title)
+    article.body = data.get("body", article.body)
+
+
+def _article_view(name: str, request: HttpRequest, pk: int) -> HttpResponseBase:
+    CALLS[name] += 1
+    try:
+        article = Article.objects.get(pk=pk)
+    except Article.DoesNotExist:
+        raise Http404("no such article") from None
+    if request.method in ("PUT", "PATCH", "POST"):
+        if WRITE_DELAY["seconds"]:
+            time.sleep(WRITE_DELAY["seconds"])
+        _apply(article, request)
+        article.save()
+        return JsonResponse(_payload(article))
+    if request.method == "DELETE":
+        article.delete()
+        return HttpResponse(status=204)
+    return JsonResponse(_payload(article))
+
+
+@versioned(Obj(Article))
+def article(request: HttpRequest, pk: int) -> HttpResponseBase:
+    return _article_view("article", request, pk)
+
+
+@versioned(Obj(Article), require_precondition=True)
+def article_required(request: HttpRequest, pk: int) -> HttpResponseBase:
+    return _article_view("article_required", request, pk)
+
+
+@versioned(Obj(Article), require_precondition=False)
+def article_never_required(request: HttpRequest, pk: int) -> HttpResponseBase:
+    return _article_view("article_never_required", request, pk)
+
+
+@versioned(Obj(Article), per_user=True)
+def article_private(request: HttpRequest, pk: int) -> HttpResponseBase:
+    return _article_view("article_private", request, pk)
+
+
+@versioned(Obj(Article), vary=())
+def article_plain(request: HttpRequest, pk: int) -> HttpResponseBase:
+    return _article_view("article_plain", request, pk)
+
+
+def _updated_at(request: HttpRequest, pk: int) -> datetime | None:
+    found: datetime | None = (
+        Article.objects.filter(pk=pk).values_list("updated_at", flat=True).first()
+    )
+    return found
+
+
+@versioned(Obj(Article), last_modified=_updated_at)
+def article_dated(request: HttpRequest, pk: int) -> HttpResponseBase:
+    return _article_view("article_dated", request, pk)
+
+
+@versioned(Obj(Article), headers={"Cache-Control": "max-age=5"})
+def article_declared(request: HttpRequest, pk: int) -> HttpResponseBase:
+    return _article_view("article_declared", request, pk)
+
+
+@versioned(Obj(Article))
+def article_cache_control(request: HttpRequest, pk: int) -> HttpResponseBase:
+    response = _article_view("article_cache_control", request, pk)
+    response.headers["Cache-Control"] = "max-age=60"
+    return response
+
+
+@versioned(Obj(Article))
+async def aarticle(request: HttpRequest, pk: int) -> HttpResponseBase:
+    CALLS["aarticle"] += 1
+    try:
+        found = await Article.objects.aget(pk=pk)
+    except Article.DoesNotExist:
+        raise Http404("no such article") from None
+    if request.method in ("PUT", "PATCH", "POST"):
+        _apply(found, request)
+        await found.asave()
+        if request.GET.get("fail"):
+            raise RuntimeError("the view failed after saving")
+        return JsonResponse(_payload(found))
+    if request.method == "DELETE":
+        await found.adelete()
+        return HttpResponse(status=204)
+    return JsonResponse(_payload(found))
+
+
+@versioned(Obj(Article), per_user=True)
+async def aarticle_private(request: HttpRequest, pk: int) -> HttpResponseBase:
+    CALLS["aarticle_private"] += 1
+    return HttpResponse(f"article {pk}")
+
+
+def _author_page_keys(request: HttpRequest, author_pk: int) -> list[str]:
+    return [object_key(Author, author_pk)]
+
+
+@versioned(
+    _author_page_keys,
+    Collection(Article, "by_author", author="author_pk"),
+    Collection(Comment),
+)
+def author_page(request: HttpRequest, author_pk: int) -> HttpResponseBase:
+    CALLS["author_page"] += 1
+    titles = list(
+        Article.objects.filter(author_id=author_pk).values_list("title", flat=True)
+    )
+    return JsonResponse({"titles": titles})
+
+
+def many_keys(request: HttpRequest, count: int) -> list[str]:
+    return [object_key(Article, index) for index in range(1, count + 1)]
+
+
+@versioned(many_keys)
+def many(request: HttpRequest, count: int) -> HttpResponseBase:
+    CALLS["many"] += 1
+    return HttpResponse(f"{count} articles")
+
+
+@versioned(many_keys)
+async def amany(request: HttpRequest, count: int) -> HttpResponseBase:
+    CALLS["amany"] += 1
+    return HttpResponse(f"{count} articles")
+
+
+async def _akeys(request: HttpRequest, pk: int) -> list[str]:
+    return [object_key(Article, pk)]
+
+
+@versioned(_akeys)
+async def article_async_keys(request: HttpRequest, pk: int) -> HttpResponseBase:
+    CALLS["article_async_keys"] += 1
+    return HttpResponse("ok")
+
+
+@versioned(Obj(Article, url_kwarg="article_pk"))
+def wrong_kwarg(request: HttpRequest, pk: int) -> HttpResponseBase:
+    return HttpResponse("never")
+
+
+# Class-based views ----------------------------------------------------------------------------
+
+
+class _Text:
+    def render_to_response(
+        self, context: dict[str, Any], **kwargs: Any
+    ) -> HttpResponseBase:
+        CALLS[type(self).__name__] += 1
+        return HttpResponse(self.text(context))
+
+    def text(self, context: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+
+class ArticleDetail(VersionedMixin, _Text, DetailView):  # type: ignore[misc]
+    model = Article
+
+    def text(self, context: dict[str, Any]) -> str:
+        return str(context["object"].title)
+
+
+class ArticleList(VersionedMixin, _Text, ListView):  # type: ignore[misc]
+    model = Article
+
+    def text(self, context: dict[str, Any]) -> str:
+        return ", ".join(a.title for a in context["object_list"])
+
+
+class ArticleUpdate(VersionedMixin, _Text, UpdateView):  # type: ignore[misc]
+    model = Article
+    fields = ["title"]
+    success_url = "/done/"
+
+    def text(self, context: dict[str, Any]) -> str:
+        return str(context["form"])
+
+
+class ArticleDelete(VersionedMixin, DeleteView):
+    model = Article
+    success_url = "/done/"
+
+
+class PrivateArticleDetail(ArticleDetail):
+    version_per_user = True
+    version_vary = ()
+
+
+class AuthorArticles(VersionedMixin, View):
+    version_resources = (
+        Obj(Author, url_kwarg="author_pk"),
+        Collection(Article, "by_author", author="author_pk"),
+    )
+
+    def get(self, request: HttpRequest, author_pk: int) -> HttpResponseBase:
+        CALLS["AuthorArticles"] += 1
+        return HttpResponse(
+            ", ".join(
+                Article.objects.filter(author_id=author_pk).values_list(
+                    "title", flat=True
+                )
+            )
+        )
+
+
+class AsyncArticle(VersionedMixin, View):
+    version_resources = (Obj(Article),)
+    require_precondition = True
+
+    async def get(self, request: HttpRequest, pk: int) -> HttpResponseBase:
+        CALLS["AsyncArticle"] += 1
+        found = await Article.objects.aget(pk=pk)
+        return HttpResponse(found.title)
+
+    async def put(self, request: HttpRequest, pk: int) -> HttpResponseBase:
+        CALLS["AsyncArticle.put"] += 1
+        found = await Article.objects.aget(pk=pk)
+        _apply(found, request)
+        await found.asave()
+        return HttpResponse(found.title)
+
+
+class Unversioned(VersionedMixin, View):
+    def get(self, request: HttpRequest) -> HttpResponseBase:
+        return HttpResponse("never")

@@ -1,0 +1,33 @@
+"""URLs of the versioned-view, mixin and write tests (and of the gunicorn test server)."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from tests.testapp import views
+
+urlpatterns = [
+    path("articles/<int:pk>/", views.article),
+    path("required/<int:pk>/", views.article_required),
+    path("never-required/<int:pk>/", views.article_never_required),
+    path("private/<int:pk>/", views.article_private),
+    path("plain/<int:pk>/", views.article_plain),
+    path("dated/<int:pk>/", views.article_dated),
+    path("declared/<int:pk>/", views.article_declared),
+    path("cache-control/<int:pk>/", views.article_cache_control),
+    path("async/<int:pk>/", views.aarticle),
+    path("async-private/<int:pk>/", views.aarticle_private),
+    path("authors/<int:author_pk>/", views.author_page),
+    path("many/<int:count>/", views.many),
+    path("async-many/<int:count>/", views.amany),
+    path("async-keys/<int:pk>/", views.article_async_keys),
+    path("wrong-kwarg/<int:pk>/", views.wrong_kwarg),
+    path("cbv/articles/", views.ArticleList.as_view()),
+    path("cbv/articles/<int:pk>/", views.ArticleDetail.as_view()),
+    path("cbv/articles/<int:pk>/edit/", views.ArticleUpdate.as_view()),
+    path("cbv/articles/<int:pk>/delete/", views.ArticleDelete.as_view()),
+    path("cbv/private/<int:pk>/", views.PrivateArticleDetail.as_view()),
+    path("cbv/authors/<int:author_pk>/", views.AuthorArticles.as_view()),
+    path("cbv/async/<int:pk>/", views.AsyncArticle.as_view()),
+    path("cbv/unversioned/", views.Unversioned.as_view()),
+]

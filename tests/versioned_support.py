@@ -1,0 +1,118 @@
+"""Helpers shared by the versioned-view tests: count cache round trips, warm the version cache."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+from unittest import mock
+
+from django.core.cache import caches
+from django.core.cache.backends.base import BaseCache
+
+from django_conditional import versions
+from django_conditional.conf import conf
+
+CACHE_METHODS = (
+    "add",
+    "get",
+    "set",
+    "touch",
+    "delete",
+    "get_many",
+    "get_or_set",
+    "has_key",
+    "incr",
+    "decr",
+    "set_many",
+    "delete_many",
+    "clear",
+)
+
+
+class CacheCalls:
+    """Top-level calls to the cache API (a ``get_many`` that loops over ``get`` counts once),
+    and, on Redis, the commands sent to the server (each one a network round trip)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.redis_commands: list[str] = []
+        self._depth = threading.local()
+        self._lock = threading.Lock()
+
+    @property
+    def round_trips(self) -> int:
+        return len(self.redis_commands) if self.on_redis else len(self.calls)
+
+    on_redis = False
+
+
+@contextmanager
+def count_cache_calls() -> Iterator[CacheCalls]:
+    """Count the cache round trips made inside the block (in every thread)."""
+    cache = caches[conf.CACHE_ALIAS]
+    counter = CacheCalls()
+    backend = type(cache)
+    with ExitStack() as stack:
+        for name in CACHE_METHODS + tuple("a" + m for m in CACHE_METHODS):
+            original = getattr(backend, name, None)
+            # BaseCache's async defaults call the sync methods (counted there); patching them
+            # would also hide from the code under test that the backend has no native async API.
+            if original is None or (
+                name not in CACHE_METHODS and original is getattr(BaseCache, name, None)
+            ):
+                continue
+            stack.enter_context(
+                mock.patch.object(backend, name, _counted(counter, name, original))
+            )
+        if backend.__name__ == "RedisCache":
+            import redis
+
+            counter.on_redis = True
+            execute = redis.Redis.execute_command
+
+            def execute_command(self: Any, *args: Any, **options: Any) -> Any:
+                with counter._lock:
+                    counter.redis_commands.append(str(args[0]))
+                return execute(self, *args, **options)
+
+            stack.enter_context(
+                mock.patch.object(redis.Redis, "execute_command", execute_command)
+            )
+        yield counter
+
+
+def _counted(counter: CacheCalls, name: str, original: Any) -> Any:
+    if name not in CACHE_METHODS:
+
+        async def acall(self: BaseCache, *args: Any, **kwargs: Any) -> Any:
+            depth = getattr(counter._depth, "value", 0)
+            if depth == 0:
+                with counter._lock:
+                    counter.calls.append(name)
+            counter._depth.value = depth + 1
+            try:
+                return await original(self, *args, **kwargs)
+            finally:
+                counter._depth.value = depth
+
+        return acall
+
+    def call(self: BaseCache, *args: Any, **kwargs: Any) -> Any:
+        depth = getattr(counter._depth, "value", 0)
+        if depth == 0:
+            with counter._lock:
+                counter.calls.append(name)
+        counter._depth.value = depth + 1
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            counter._depth.value = depth
+
+    return call
+
+
+def clear_version_cache() -> None:
+    caches[conf.CACHE_ALIAS].clear()
+    versions._untrusted.clear()
