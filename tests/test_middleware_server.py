@@ -245,6 +245,7 @@ def test_304_then_a_second_request_on_the_same_keep_alive_connection(server):
         first = connection.getresponse()
         body = first.read()
         tag = first.getheader("ETag")
+        assert tag is not None
         assert first.status == 200
         sock = connection.sock
         connection.request("GET", "/article/", headers={"If-None-Match": tag})
