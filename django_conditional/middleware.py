@@ -20,10 +20,14 @@ from __future__ import annotations
 
 import copy
 import io
+import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import Resolver404, resolve
 
@@ -42,7 +46,7 @@ from django_conditional.responses import (
     not_modified_like,
     precondition_required,
 )
-from django_conditional.sources.content import response_etag
+from django_conditional.sources.content import Hasher, get_hasher, response_etag
 from django_conditional.validators import ETag, Validators
 
 # Attribute a view sets (to True) when it evaluates preconditions itself before acting, so the
@@ -66,6 +70,32 @@ _GUARDING_HEADERS: Final = ("HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE")
 GetResponse = Callable[[HttpRequest], Any]
 
 
+@dataclass(frozen=True, slots=True)
+class _Config:
+    skip_paths: tuple[re.Pattern[str], ...]
+    hasher: Hasher
+
+
+_config: list[_Config] = []
+
+
+def config() -> _Config:
+    """The settings read on every response, kept until a ``CONDITIONAL_*`` setting changes.
+
+    Reading an unset setting costs an exception in ``LazySettings`` (about 1 µs each), more than
+    hashing a 1 KB body with xxh3, so the 200 path reads them once.
+    """
+    if not _config:
+        _config.append(_Config(conf.SKIP_PATHS, get_hasher(conf.HASH)))
+    return _config[0]
+
+
+@receiver(setting_changed)
+def _forget_config(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("CONDITIONAL_"):
+        _config.clear()
+
+
 def get_twin(request: HttpRequest) -> HttpRequest:
     """A GET of the same URL for the same user: no content, no preconditions, no Range."""
     twin = copy.copy(request)
@@ -80,12 +110,19 @@ def get_twin(request: HttpRequest) -> HttpRequest:
     return twin
 
 
-def response_validators(response: HttpResponseBase) -> Validators:
-    """The validators a built 2xx response carries; it exists, whatever it carries (§13.1.1)."""
-    etag = response.get("ETag")
+def response_validators(
+    response: HttpResponseBase, etag: ETag | None = None
+) -> Validators:
+    """The validators a built 2xx response carries; it exists, whatever it carries (§13.1.1).
+
+    ``etag`` is the response's ETag when the caller just made it (saves parsing it back).
+    """
+    if etag is None:
+        header = response.get("ETag")
+        etag = ETag.from_header_value(header) if header else None
     last_modified = response.get("Last-Modified")
     return Validators(
-        ETag.from_header_value(etag) if etag else None,
+        etag,
         parse_http_date(last_modified) if last_modified else None,
         exists=True,
     )
@@ -98,9 +135,18 @@ def _no_store(response: HttpResponseBase) -> bool:
     )
 
 
-def _close(response: HttpResponseBase) -> None:
-    # A response that is replaced (by a 304, a 412, a rerun) still holds its file or iterator.
-    response.close()
+def _release(response: HttpResponseBase) -> None:
+    """Close what a replaced response holds (its file, its iterator).
+
+    Not ``response.close()``: that also sends ``request_finished`` (closing database
+    connections) for a request that is still being answered.
+    """
+    closers = getattr(response, "_resource_closers", None)
+    if not closers:
+        return
+    for closer in closers:
+        closer()
+    closers.clear()
 
 
 class ConditionalGetMiddleware:
@@ -132,7 +178,7 @@ class ConditionalGetMiddleware:
                 return early
         response: HttpResponseBase = self.get_response(request)
         if self.stale_partial(request, response):
-            _close(response)
+            _release(response)
             response = self.get_response(request)
         if self.head_needs_get(request, response):
             self.copy_get_validators(response, self.get_response(get_twin(request)))
@@ -152,7 +198,7 @@ class ConditionalGetMiddleware:
                 return early
         response = await get_response(request)
         if self.stale_partial(request, response):
-            _close(response)
+            _release(response)
             response = await get_response(request)
         if self.head_needs_get(request, response):
             self.copy_get_validators(response, await get_response(get_twin(request)))
@@ -163,8 +209,11 @@ class ConditionalGetMiddleware:
 
     def skipped(self, request: HttpRequest) -> bool:
         """Whether ``CONDITIONAL_SKIP_PATHS`` leaves this request alone (the 428 policy still applies)."""
+        skip_paths = config().skip_paths
+        if not skip_paths:
+            return False
         path = request.path_info
-        return any(pattern.match(path) for pattern in conf.SKIP_PATHS)
+        return any(pattern.match(path) for pattern in skip_paths)
 
     def before_view(self, request: HttpRequest) -> HttpResponseBase | None:
         """428 (RFC 6585 §3) for a write the policy requires to be conditional and that is not."""
@@ -204,12 +253,13 @@ class ConditionalGetMiddleware:
         own response decides (§13.2.1), so it runs.
         """
         if not 200 <= current.status_code < 300:
-            _close(current)
+            _release(current)
             return None
+        etag = None
         if current.status_code == 200 and self.wants_etag(current):
-            self.add_etag(current)
-        validators = response_validators(current)
-        _close(current)
+            etag = self.add_etag(current)
+        validators = response_validators(current, etag)
+        _release(current)
         evaluation = evaluate_request(request, validators)
         if evaluation.outcome is Outcome.PRECONDITION_FAILED:
             return answer(request, evaluation, validators)
@@ -252,7 +302,7 @@ class ConditionalGetMiddleware:
             for name in ("ETag", "Last-Modified"):
                 if name in get_response.headers:
                     response.headers[name] = get_response.headers[name]
-        _close(get_response)
+        _release(get_response)
 
     def wants_etag(self, response: HttpResponseBase) -> bool:
         """Whether a 200 gets a content validator: no ``ETag`` or ``Last-Modified`` yet, no ``no-store``."""
@@ -262,10 +312,12 @@ class ConditionalGetMiddleware:
             or _no_store(response)
         )
 
-    def add_etag(self, response: HttpResponseBase) -> None:
-        etag = response_etag(response)
+    def add_etag(self, response: HttpResponseBase) -> ETag | None:
+        """Set the content ETag on ``response``; return it (None when it gets none)."""
+        etag = response_etag(response, config().hasher)
         if etag is not None:
             response.headers["ETag"] = str(etag)
+        return etag
 
     def after_view(
         self, request: HttpRequest, response: HttpResponseBase, *, tag: bool = True
@@ -274,21 +326,22 @@ class ConditionalGetMiddleware:
         if request.method not in SAFE_METHODS or self.skipped(request):
             return response
         status = response.status_code
+        etag = None
         if tag and status == 200 and self.wants_etag(response):
-            self.add_etag(response)
+            etag = self.add_etag(response)
         if not 200 <= status < 300 or not has_preconditions(request):
             return response
-        validators = response_validators(response)
+        validators = response_validators(response, etag)
         evaluation = evaluate_request(request, validators)
         if evaluation.outcome is Outcome.NOT_MODIFIED:
             not_modified = not_modified_like(response)
-            _close(response)
-            self.echo_weak_tag(request, evaluation, not_modified)
+            _release(response)
+            self.echo_weak_tag(request, evaluation, validators, not_modified)
             return not_modified
         if evaluation.outcome is Outcome.PRECONDITION_FAILED:
             failed = answer(request, evaluation, validators)
             if failed is not None:
-                _close(response)
+                _release(response)
                 return failed
         return response
 
@@ -296,6 +349,7 @@ class ConditionalGetMiddleware:
         self,
         request: HttpRequest,
         evaluation: Evaluation,
+        validators: Validators,
         not_modified: HttpResponseBase,
     ) -> None:
         """Repeat the client's ``W/`` on the 304's ETag when that is the form it holds.
@@ -304,12 +358,15 @@ class ConditionalGetMiddleware:
         bodiless 304 alone; the 304 then confirms the weak tag the client stored (§15.4.5: the
         ETag the 200 to this request would have carried).
         """
-        etag = not_modified.get("ETag")
+        current = validators.etag
         header = request.META.get("HTTP_IF_NONE_MATCH")
-        if evaluation.decided_by != "If-None-Match" or not etag or header is None:
-            return
-        current = ETag.from_header_value(etag)
-        if current.weak:
+        if (
+            evaluation.decided_by != "If-None-Match"
+            or current is None
+            or current.weak
+            or header is None
+            or "W/" not in header
+        ):
             return
         tags = parse_entity_tags(header, conf.MAX_LIST_MEMBERS)
         if tags == ANY:

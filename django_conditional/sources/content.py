@@ -99,9 +99,16 @@ def file_etag(response: HttpResponseBase) -> ETag | None:
     return ETag(f"{info.st_mtime_ns:x}-{info.st_size:x}")
 
 
-def response_etag(response: HttpResponseBase) -> ETag | None:
-    """The validator this module can give ``response``: a file tag, a body hash, or None (streaming)."""
+def response_etag(
+    response: HttpResponseBase, hasher: Hasher | None = None
+) -> ETag | None:
+    """The validator this module can give ``response``: a file tag, a body hash, or None (streaming).
+
+    ``hasher`` defaults to the one ``CONDITIONAL_HASH`` names.
+    """
     if response.streaming:
         return file_etag(response)
     content: bytes = response.content  # type: ignore[attr-defined]
-    return content_etag(content)
+    if hasher is None:
+        hasher = get_hasher(conf.HASH)
+    return ETag(hasher(content))
