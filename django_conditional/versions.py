@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
@@ -251,8 +251,84 @@ def _read_db(keys: Sequence[str], using: str | None = None) -> dict[str, int]:
     return values
 
 
+_NO_READER: Any = object()
+_READER_ATTR = "_django_conditional_mget"
+
+
+def _redis_mget(cache: BaseCache) -> Callable[[list[str]], list[Any]] | None:
+    """``MGET`` on a client kept for this cache object, when it is Django's own ``RedisCache``.
+
+    Django's ``RedisCache`` builds a new ``redis.Redis`` client for every call (tens of µs, more
+    than the round trip); this one is built once per cache object (per thread) on the same
+    connection pool, so the pool, its options (timeouts) and the key function are those of the
+    cache. Other backends, or a custom client/serializer, use the cache API.
+    """
+    reader = cache.__dict__.get(_READER_ATTR, _NO_READER)
+    if reader is _NO_READER:
+        reader = None
+        try:
+            from django.core.cache.backends.redis import (
+                RedisCache,
+                RedisCacheClient,
+                RedisSerializer,
+            )
+
+            if type(cache) is RedisCache:
+                client: Any = cache._cache
+                servers: Any = getattr(client, "_servers", ())
+                if (
+                    type(client) is RedisCacheClient
+                    and type(getattr(client, "_serializer", None)) is RedisSerializer
+                    and len(servers) == 1
+                ):
+                    get_pool: Any = getattr(client, "_get_connection_pool")  # noqa: B009
+                    redis_class: Any = getattr(client, "_client")  # noqa: B009
+                    reader = redis_class(connection_pool=get_pool(write=False)).mget
+        except Exception as exc:  # pragma: no cover - redis-py missing or changed
+            _warn("client setup", exc)
+            reader = None
+        cache.__dict__[_READER_ATTR] = reader
+    found: Callable[[list[str]], list[Any]] | None = reader
+    return found
+
+
+def _from_redis(
+    cache: BaseCache, raw: list[Any], cache_keys: list[str]
+) -> dict[str, Any]:
+    cached: dict[str, Any] = {}
+    for cache_key, value in zip(cache_keys, raw, strict=True):
+        if value is not None:
+            # RedisSerializer stores ints as digits; anything else (pickled) is not ours.
+            with suppress(ValueError):
+                cached[cache_key] = int(value)
+    return cached
+
+
+def _cache_get_many(cache: BaseCache, cache_keys: list[str]) -> Mapping[str, Any]:
+    """The one cache round trip of a read: ``MGET`` (Redis) or ``cache.get_many``."""
+    mget = _redis_mget(cache)
+    if mget is None:
+        return cache.get_many(cache_keys)
+    make_key = cache.make_key
+    return _from_redis(cache, mget([make_key(k) for k in cache_keys]), cache_keys)
+
+
+async def _acache_get_many(
+    cache: BaseCache, cache_keys: list[str]
+) -> Mapping[str, Any]:
+    mget = _redis_mget(cache)
+    if mget is None:
+        return await cache.aget_many(cache_keys)
+    make_key = cache.make_key
+    # redis-py's client is thread-safe: no need to queue behind the thread of sync code.
+    raw = await sync_to_async(mget, thread_sensitive=False)(
+        [make_key(k) for k in cache_keys]
+    )
+    return _from_redis(cache, raw, cache_keys)
+
+
 def get_many(keys: Iterable[str]) -> dict[str, int]:
-    """Versions of ``keys``: one cache ``get_many``, one database query for the keys it missed."""
+    """Versions of ``keys``: one cache round trip, one database query for the keys it missed."""
     keys = list(dict.fromkeys(keys))
     if not keys:
         return {}
@@ -262,7 +338,7 @@ def get_many(keys: Iterable[str]) -> dict[str, int]:
     try:
         if _untrusted:
             _repair(cache, prefix)  # type: ignore[arg-type]
-        cached = cache.get_many([prefix + key for key in keys])  # type: ignore[union-attr]
+        cached = _cache_get_many(cache, [prefix + key for key in keys])  # type: ignore[arg-type]
     except Exception as exc:
         _warn("get_many", exc)
         cache = None
@@ -276,7 +352,7 @@ def get_many(keys: Iterable[str]) -> dict[str, int]:
 
 
 async def aget_many(keys: Iterable[str]) -> dict[str, int]:
-    """``get_many`` for async views: the cache's ``aget_many``, the database in a thread on a miss."""
+    """``get_many`` for async views: the same round trip, the database in a thread on a miss."""
     keys = list(dict.fromkeys(keys))
     if not keys:
         return {}
@@ -286,7 +362,7 @@ async def aget_many(keys: Iterable[str]) -> dict[str, int]:
     try:
         if _untrusted:
             await sync_to_async(_repair)(cache, prefix)  # type: ignore[arg-type]
-        cached = await cache.aget_many([prefix + key for key in keys])  # type: ignore[union-attr]
+        cached = await _acache_get_many(cache, [prefix + key for key in keys])  # type: ignore[arg-type]
     except Exception as exc:
         _warn("get_many", exc)
         cache = None

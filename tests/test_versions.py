@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from typing import Any
 from unittest import mock
 
 import pytest
 from asgiref.sync import async_to_sync
 from django.core.cache import caches
+from django.core.cache.backends.redis import RedisSerializer
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext, override_settings
 
@@ -209,12 +211,26 @@ def test_warm_get_many_is_one_cache_call_and_no_query(
     with django_capture_on_commit_callbacks(execute=True):
         versions.bump(*keys)
     cache = caches[conf.CACHE_ALIAS]
+    # The one round trip: Redis MGET on Django's RedisCache, else the cache's get_many.
+    spy: Any
+    mget = versions._redis_mget(cache)
+    if mget is not None:
+        round_trip = mock.Mock(wraps=mget)
+        spy = mock.patch.dict(cache.__dict__, {versions._READER_ATTR: round_trip})
+    else:
+        spy = mock.patch.object(cache, "get_many", wraps=cache.get_many)
     with (
-        mock.patch.object(cache, "get_many", wraps=cache.get_many) as get_many,
+        spy as patched,
+        mock.patch.object(
+            versions, "_cache_get_many", wraps=versions._cache_get_many
+        ) as reads,
         django_assert_num_queries(0),
     ):
         assert versions.get_many(keys) == dict.fromkeys(keys, 1)
-    assert get_many.call_count == 1
+    assert reads.call_count == 1
+    if mget is None:
+        round_trip = patched
+    assert round_trip.call_count == 1
 
 
 @pytest.mark.django_db
@@ -421,7 +437,8 @@ def test_cache_down_on_read_uses_the_database(
         versions.bump(key)
     cache = caches[conf.CACHE_ALIAS]
     with (
-        mock.patch.object(cache, "get_many", _raise),
+        mock.patch.object(versions, "_cache_get_many", _raise),
+        mock.patch.object(versions, "_acache_get_many", _raise),
         mock.patch.object(cache, "add", _raise),
         caplog.at_level(logging.WARNING, logger="django_conditional"),
     ):
@@ -558,6 +575,53 @@ def test_real_redis_unreachable_falls_back_to_the_database(
         assert async_to_sync(versions.aget_many)([key]) == {key: 1}
     assert "cache get_many failed" in caplog.text
     assert "ConnectionError" in caplog.text
+
+
+def test_no_redis_shortcut_for_other_backends():
+    locmem = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    }
+    with override_settings(CACHES=locmem):
+        assert versions._redis_mget(caches["default"]) is None
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_redis_shortcut_reads_what_the_cache_wrote(django_capture_on_commit_callbacks):
+    cache = caches[conf.CACHE_ALIAS]
+    mget = versions._redis_mget(cache)
+    assert mget is not None
+    assert versions._redis_mget(cache) is mget  # one client per cache object
+    with django_capture_on_commit_callbacks(execute=True):
+        versions.bump("a", "b")
+    cache.set(versions._prefix() + "c", "pickled text")
+    cache.set(versions._prefix() + "d", True)  # a bool is pickled, not stored as digits
+    with mock.patch.object(cache, "get_many", _raise):
+        assert versions.get_many(["a", "b", "c", "d"]) == {
+            "a": 1,
+            "b": 1,
+            "c": 0,
+            "d": 0,
+        }
+        assert async_to_sync(versions.aget_many)(["a", "b"]) == {"a": 1, "b": 1}
+    # The keys are the cache's own (KEY_PREFIX, VERSION and KEY_FUNCTION applied).
+    assert cache.get(versions._prefix() + "a") == 1
+
+
+class Serializer(RedisSerializer):
+    """A custom serializer: the shortcut cannot know how it stores values."""
+
+
+@pytest.mark.redis
+def test_redis_custom_serializer_uses_the_cache_api(settings):
+    custom = {
+        "default": {
+            **settings.CACHES["default"],
+            "OPTIONS": {"serializer": "tests.test_versions.Serializer"},
+        }
+    }
+    with override_settings(CACHES=custom):
+        assert versions._redis_mget(caches["default"]) is None
 
 
 # ---------------------------------------------------------------------------------------------
