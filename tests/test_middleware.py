@@ -682,3 +682,25 @@ def test_async_client_runs_the_async_path(async_client, monkeypatch):
     response = async_to_sync(async_client.get)("/apage/")
     assert response["ETag"] == body_tag(ORIGINAL_CONTENT)
     assert calls == ["/apage/"]
+
+
+def test_replacing_a_response_does_not_finish_the_request(rf):
+    from django.core.signals import request_finished
+
+    finished: list[object] = []
+
+    def on_finished(**kwargs: Any) -> None:
+        finished.append(kwargs)
+
+    def view(request: HttpRequest) -> HttpResponse:
+        return HttpResponse("body")
+
+    request_finished.connect(on_finished)
+    try:
+        response = ConditionalGetMiddleware(view)(
+            rf.get("/", headers={"If-None-Match": body_tag("body")})
+        )
+    finally:
+        request_finished.disconnect(on_finished)
+    assert response.status_code == 304
+    assert finished == []
