@@ -704,3 +704,33 @@ def test_replacing_a_response_does_not_finish_the_request(rf):
         request_finished.disconnect(on_finished)
     assert response.status_code == 304
     assert finished == []
+
+
+CODED_GZIP = "django_conditional.compression.GZipMiddleware"
+
+
+@override_settings(MIDDLEWARE=[CODED_GZIP, SESSION, MW])
+def test_coding_suffixed_gzip_outside_keeps_tags_strong(http):
+    gz = {"Accept-Encoding": "gzip"}
+    first = http("GET", "/page/", gz)
+    coded = first["ETag"]
+    assert first["Content-Encoding"] == "gzip"
+    assert coded == body_tag(ORIGINAL_CONTENT)[:-1] + '-gzip"'
+    response = http("GET", "/page/", {**gz, "If-None-Match": coded})
+    assert response.status_code == 304
+    assert response["ETag"] == coded
+    assert http("GET", "/page/", {**gz, "If-Match": coded}).status_code == 200
+
+
+@override_settings(
+    MIDDLEWARE=[CODED_GZIP, SESSION, MW], CONDITIONAL_PRECHECK_UNSAFE=True
+)
+def test_coding_suffixed_tag_guards_a_write_with_get_first(http):
+    coded = http("GET", "/resource/", {"Accept-Encoding": "gzip"})["ETag"]
+    assert coded.endswith('-gzip"')
+    response = http("PUT", "/resource/", {"If-Match": coded}, data="new version")
+    assert response.status_code == 200
+    assert STATE["content"] == "new version"
+    stale = http("PUT", "/resource/", {"If-Match": coded}, data="lost update")
+    assert stale.status_code == 412
+    assert STATE["content"] == "new version"
