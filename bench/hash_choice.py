@@ -32,31 +32,39 @@ def candidates() -> dict[str, Callable[[bytes], str]]:
     return found
 
 
-def measure(func: Callable[[bytes], str], body: bytes) -> float:
-    timer = timeit.Timer(lambda: func(body))
-    number, _ = timer.autorange()
-    runs = timer.repeat(repeat=7, number=number)
-    return statistics.median(runs) / number * 1e6
+def once(func: Callable[[bytes], str], body: bytes, number: int) -> float:
+    """µs per call over ``number`` calls."""
+    return timeit.timeit(lambda: func(body), number=number) / number * 1e6
 
 
-def main() -> None:
+def main(rounds: int = 9) -> None:
+    """Interleave the hashes within each round; report medians of µs and of per-round ratios to md5.
+
+    The machine's load moves absolute times from run to run; the ratios, measured side by side
+    in one round, move much less.
+    """
     funcs = candidates()
+    bodies = {size: os.urandom(length) for size, length in SIZES.items()}
+    micros: dict[tuple[str, str], list[float]] = {}
+    ratios: dict[tuple[str, str], list[float]] = {}
+    for _ in range(rounds):
+        for size, body in bodies.items():
+            number = max(20, 2_000_000 // (len(body) + 1000))
+            timed = {name: once(func, body, number) for name, func in funcs.items()}
+            for name, value in timed.items():
+                micros.setdefault((name, size), []).append(value)
+                ratios.setdefault((name, size), []).append(timed["md5"] / value)
+    print(
+        f"median of {rounds} interleaved rounds; speed relative to md5 in the same round"
+    )
     print(f"{'hash':<12}" + "".join(f"{size:>22}" for size in SIZES))
-    baseline: dict[str, float] = {}
-    rows = []
-    for name, func in funcs.items():
-        cells = []
-        for size, length in SIZES.items():
-            micros = measure(func, os.urandom(length))
-            if name == "md5":
-                baseline[size] = micros
-            cells.append((micros, baseline[size] / micros))
-        rows.append((name, cells))
-    for name, cells in rows:
-        print(
-            f"{name:<12}"
-            + "".join(f"{micros:>11.2f} µs {ratio:>6.1f}x" for micros, ratio in cells)
+    for name in funcs:
+        cells = "".join(
+            f"{statistics.median(micros[name, size]):>11.2f} µs "
+            f"{statistics.median(ratios[name, size]):>6.1f}x"
+            for size in SIZES
         )
+        print(f"{name:<12}{cells}")
 
 
 if __name__ == "__main__":
