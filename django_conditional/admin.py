@@ -89,6 +89,15 @@ class ResourceVersionAdmin(_Base):
             return label
         return format_html('<a href="{}">{}</a>', url, label)
 
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra_context = {
+            **(extra_context or {}),
+            "can_bump": self.has_change_permission(request),
+        }
+        return super().changelist_view(request, extra_context)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

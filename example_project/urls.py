@@ -4,7 +4,7 @@ import hashlib
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
-from django.urls import path
+from django.urls import include, path
 
 from django_conditional.decorators import etag
 
@@ -12,7 +12,8 @@ HOME_PAGE = (
     "<!doctype html><title>django-conditional demo</title>"
     "<h1>django-conditional demo</h1>"
     "<p>Ask again with <code>If-None-Match</code> and this page answers 304 Not Modified.</p>"
-    '<p><a href="/admin/">Admin</a></p>'
+    '<p><a href="/articles/">Articles</a> · <a href="/about/">About</a> · '
+    '<a href="/api/articles/">API</a> · <a href="/admin/">Admin</a></p>'
 )
 HOME_ETAG = hashlib.sha256(HOME_PAGE.encode()).hexdigest()[:16]
 
@@ -25,4 +26,5 @@ def home(request: HttpRequest) -> HttpResponse:
 urlpatterns = [
     path("", home, name="home"),
     path("admin/", admin.site.urls),
+    path("", include("example_project.blog.urls")),
 ]

@@ -6,6 +6,8 @@ from django.db import models
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+from django_conditional.tracking import TrackedManager
+
 
 class Author(models.Model):
     name = models.CharField(_("name"), max_length=100)
@@ -49,6 +51,9 @@ class Article(models.Model):
     published = models.BooleanField(_("published"), default=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    # Bulk writes (``Article.objects.filter(...).update(...)``, ``bulk_create``) bump versions too.
+    objects = TrackedManager()
 
     class Meta:
         verbose_name = _("article")

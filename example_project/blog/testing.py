@@ -65,8 +65,12 @@ def server_command(kind: str, port: int) -> list[str]:
             "example_project.wsgi",
             "--bind",
             bind,
+            # One process: the demo's local-memory cache is per process, and versions cached
+            # in one worker would not see a bump made in another (use REDIS_URL for more).
             "--workers",
-            "2",
+            "1",
+            "--threads",
+            "4",
             "--access-logfile",
             "-",
         ]

@@ -1,0 +1,497 @@
+"""The example project: seed_demo, and every URL of the demo (200, 304, 412, 428, Basic auth)."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.test import Client
+
+from example_project import settings as example_settings
+from example_project.blog.factories import (
+    ArticleFactory,
+    AuthorFactory,
+    CommentFactory,
+    TagFactory,
+)
+from example_project.blog.management.commands.seed_demo import AUTHORS, TAG_NAMES
+from example_project.blog.models import Article, Author, Comment, Tag
+from example_project.blog.testing import SERVERS, demo_server, reset_version_cache
+
+pytestmark = pytest.mark.urls("example_project.urls")
+
+
+@pytest.fixture(autouse=True)
+def example_middleware(settings):
+    """The example project's middleware stack (content-hash middleware, CSRF...)."""
+    settings.MIDDLEWARE = list(example_settings.MIDDLEWARE)
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    reset_version_cache()
+    yield
+    reset_version_cache()
+
+
+def basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+DEMO = basic("demo", "demo")
+
+
+@pytest.fixture
+def demo_user(db) -> User:
+    call_command("seed_demo", "--articles", "0", stdout=StringIO())
+    user: User = User.objects.get(username="demo")
+    return user
+
+
+def api(
+    client: Client,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    auth: str | None = DEMO,
+    **headers: str,
+) -> Any:
+    if auth is not None:
+        headers["authorization"] = auth
+    data = "" if body is None else json.dumps(body)
+    return client.generic(
+        method, path, data, content_type="application/json", headers=headers
+    )
+
+
+# seed_demo ------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seed_demo_fills_the_demo_and_is_idempotent():
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+
+    assert Article.objects.count() == 50
+    assert Author.objects.count() == len(AUTHORS)
+    assert set(Tag.objects.values_list("name", flat=True)) == set(TAG_NAMES)
+    assert Comment.objects.exists()
+    assert all(article.tags.exists() for article in Article.objects.all())
+    assert "50 articles (50 new)" in out.getvalue()
+    admin = User.objects.get(username="admin")
+    assert admin.is_superuser and admin.is_staff and admin.check_password("admin")
+    demo = User.objects.get(username="demo")
+    assert demo.check_password("demo") and not demo.is_staff
+    assert demo.has_perms(
+        ["blog.add_article", "blog.change_article", "blog.delete_article"]
+    )
+    assert not demo.has_perm("blog.delete_author")
+    counts = (
+        Article.objects.count(),
+        Comment.objects.count(),
+        Author.objects.count(),
+        Tag.objects.count(),
+        User.objects.count(),
+    )
+
+    again = StringIO()
+    call_command("seed_demo", stdout=again)
+
+    assert "(0 new)" in again.getvalue()
+    assert counts == (
+        Article.objects.count(),
+        Comment.objects.count(),
+        Author.objects.count(),
+        Tag.objects.count(),
+        User.objects.count(),
+    )
+
+
+# HTML pages ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_article_list_200_then_304_then_200_after_a_change(client):
+    ArticleFactory.create(title="First article")
+
+    first = client.get("/articles/")
+    assert first.status_code == 200
+    assert b"First article" in first.content
+    etag = first.headers["ETag"]
+    assert "max-age=60" in first.headers["Cache-Control"]
+    assert "Expires" in first.headers
+    assert "Accept-Language" in first.headers["Vary"]
+
+    again = client.get("/articles/", headers={"if-none-match": etag})
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["ETag"] == etag
+    for name in ("Cache-Control", "Expires", "Vary"):
+        assert again.headers[name] == first.headers[name] or name == "Expires"
+    assert "Expires" in again.headers
+
+    ArticleFactory.create(title="Second article")
+    changed = client.get("/articles/", headers={"if-none-match": etag})
+    assert changed.status_code == 200
+    assert b"Second article" in changed.content
+    assert changed.headers["ETag"] != etag
+
+
+@pytest.mark.django_db(transaction=True)
+def test_article_list_304_costs_no_database_query(client, django_assert_num_queries):
+    ArticleFactory.create_batch(3)
+    etag = client.get("/articles/").headers["ETag"]
+    with django_assert_num_queries(0):
+        assert (
+            client.get("/articles/", headers={"if-none-match": etag}).status_code == 304
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_article_list_pages(client):
+    ArticleFactory.create_batch(12)
+    second = client.get("/articles/", {"page": 2})
+    assert second.status_code == 200
+    assert b"Page 2 of 2" in second.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_article_detail_304_and_a_new_comment_changes_it(client):
+    article = ArticleFactory.create(title="Detailed", tags=[TagFactory.create()])
+    url = f"/articles/{article.pk}/"
+
+    first = client.get(url)
+    assert first.status_code == 200
+    assert b"Detailed" in first.content
+    etag = first.headers["ETag"]
+    assert "Accept-Language" in first.headers["Vary"]
+    assert "max-age=60" in first.headers["Cache-Control"]
+
+    again = client.get(url, headers={"if-none-match": etag})
+    assert again.status_code == 304
+    assert again.headers["ETag"] == etag
+    assert "Accept-Language" in again.headers["Vary"]
+    assert "max-age=60" in again.headers["Cache-Control"]
+    assert "Expires" in again.headers
+
+    CommentFactory.create(article=article, body="A brand new comment")
+    changed = client.get(url, headers={"if-none-match": etag})
+    assert changed.status_code == 200
+    assert b"A brand new comment" in changed.content
+    assert changed.headers["ETag"] != etag
+
+
+@pytest.mark.django_db(transaction=True)
+def test_article_detail_differs_by_accept_language(client):
+    article = ArticleFactory.create()
+    url = f"/articles/{article.pk}/"
+    english = client.get(url, headers={"accept-language": "en"})
+    french = client.get(url, headers={"accept-language": "fr"})
+    assert english.headers["ETag"] != french.headers["ETag"]
+    cross = client.get(
+        url,
+        headers={"accept-language": "fr", "if-none-match": english.headers["ETag"]},
+    )
+    assert cross.status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_renaming_an_author_changes_the_detail(client):
+    author = AuthorFactory.create(name="Old Name")
+    article = ArticleFactory.create(author=author)
+    url = f"/articles/{article.pk}/"
+    etag = client.get(url).headers["ETag"]
+
+    author.name = "New Name"
+    author.save()
+
+    changed = client.get(url, headers={"if-none-match": etag})
+    assert changed.status_code == 200
+    assert b"New Name" in changed.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_article_detail_404s(client):
+    hidden = ArticleFactory.create(published=False)
+    assert client.get(f"/articles/{hidden.pk}/").status_code == 404
+    assert client.get(f"/articles/{hidden.pk + 1000}/").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_html_pages_refuse_writes(client):
+    article = ArticleFactory.create()
+    assert client.post("/articles/").status_code == 405
+    assert client.delete(f"/articles/{article.pk}/").status_code == 405
+
+
+@pytest.mark.django_db(transaction=True)
+def test_home_200_then_304(client):
+    first = client.get("/")
+    assert first.status_code == 200
+    again = client.get("/", headers={"if-none-match": first.headers["ETag"]})
+    assert again.status_code == 304
+
+
+@pytest.mark.django_db(transaction=True)
+def test_about_is_validated_by_the_content_hash_middleware(client):
+    first = client.get("/about/")
+    assert first.status_code == 200
+    etag = first.headers["ETag"]
+    assert etag.startswith('"')  # strong
+    again = client.get("/about/", headers={"if-none-match": etag})
+    assert again.status_code == 304
+    assert again.headers["ETag"] == etag
+    head = client.head("/about/", headers={"if-none-match": etag})
+    assert head.status_code == 304
+    stale = client.get("/about/", headers={"if-none-match": '"stale"'})
+    assert stale.status_code == 200
+
+
+# JSON API: reads --------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_list_200_then_304(client):
+    ArticleFactory.create_batch(3)
+    first = client.get("/api/articles/")
+    assert first.status_code == 200
+    assert first.json()["count"] == 3
+    again = client.get(
+        "/api/articles/", headers={"if-none-match": first.headers["ETag"]}
+    )
+    assert again.status_code == 304
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_detail_200_then_304(client):
+    article = ArticleFactory.create(tags=[TagFactory.create(name="http")])
+    first = client.get(f"/api/articles/{article.pk}/")
+    assert first.status_code == 200
+    document = first.json()
+    assert document["title"] == article.title
+    assert document["tags"] == ["http"]
+    assert document["author"] == article.author_id
+    again = client.get(
+        f"/api/articles/{article.pk}/",
+        headers={"if-none-match": first.headers["ETag"]},
+    )
+    assert again.status_code == 304
+    assert client.get(f"/api/articles/{article.pk + 1000}/").status_code == 404
+
+
+# JSON API: writes -------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_writes_need_basic_auth(client, demo_user):
+    article = ArticleFactory.create()
+    url = f"/api/articles/{article.pk}/"
+    etag = client.get(url).headers["ETag"]
+    for method, path in (("POST", "/api/articles/"), ("PUT", url), ("DELETE", url)):
+        # No credentials: 401, even with a current If-Match (auth comes before preconditions).
+        response = api(client, method, path, {}, auth=None, if_match=etag)
+        assert response.status_code == 401, method
+        assert response.headers["WWW-Authenticate"].startswith("Basic ")
+        wrong = api(client, method, path, {}, auth=basic("demo", "nope"))
+        assert wrong.status_code == 401, method
+    garbage = api(client, "PUT", url, {}, auth="Basic !!!")
+    assert garbage.status_code == 401
+    article.refresh_from_db()
+    assert Article.objects.filter(pk=article.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_writes_need_the_permission(client, demo_user):
+    User.objects.create_user("reader", password="reader")
+    article = ArticleFactory.create()
+    response = api(
+        client,
+        "DELETE",
+        f"/api/articles/{article.pk}/",
+        auth=basic("reader", "reader"),
+        if_match=client.get(f"/api/articles/{article.pk}/").headers["ETag"],
+    )
+    assert response.status_code == 403
+    assert Article.objects.filter(pk=article.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_post_creates_and_returns_the_new_etag(demo_user):
+    client = Client(enforce_csrf_checks=True)  # the API is CSRF exempt: Basic auth only
+    author = AuthorFactory.create()
+    TagFactory.create(name="django")
+
+    response = api(
+        client,
+        "POST",
+        "/api/articles/",
+        {"title": "Posted", "body": "Body", "author": author.pk, "tags": ["django"]},
+    )
+
+    assert response.status_code == 201, response.content
+    document = response.json()
+    assert document["title"] == "Posted"
+    assert document["tags"] == ["django"]
+    assert response.headers["Location"].endswith(f"/api/articles/{document['id']}/")
+    fetched = client.get(f"/api/articles/{document['id']}/")
+    assert fetched.headers["ETag"] == response.headers["ETag"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_post_validates(client, demo_user):
+    invalid = api(client, "POST", "/api/articles/", {"title": ""})
+    assert invalid.status_code == 400
+    assert {"title", "body", "author"} <= set(invalid.json()["errors"])
+    not_json = client.post(
+        "/api/articles/",
+        "{nope",
+        content_type="application/json",
+        headers={"authorization": DEMO},
+    )
+    assert not_json.status_code == 400
+    form = client.post(
+        "/api/articles/", {"title": "x"}, headers={"authorization": DEMO}
+    )
+    assert form.status_code == 400
+    assert Article.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_put_lost_update_tour(client, demo_user):
+    article = ArticleFactory.create(title="Before")
+    url = f"/api/articles/{article.pk}/"
+    etag = client.get(url).headers["ETag"]
+    document = {"title": "After", "body": "New body", "author": article.author_id}
+
+    required = api(client, "PUT", url, document)
+    assert required.status_code == 428
+    assert "If-Match" in required.json()["detail"]
+
+    stale = api(client, "PUT", url, document, if_match='"not-the-current-tag"')
+    assert stale.status_code == 412
+    article.refresh_from_db()
+    assert article.title == "Before"
+
+    done = api(client, "PUT", url, document, if_match=etag)
+    assert done.status_code == 200, done.content
+    assert done.json()["title"] == "After"
+    new_etag = done.headers["ETag"]
+    assert new_etag != etag
+    assert client.get(url).headers["ETag"] == new_etag
+    article.refresh_from_db()
+    assert article.title == "After"
+
+    lost = api(client, "PUT", url, {**document, "title": "Lost"}, if_match=etag)
+    assert lost.status_code == 412
+    article.refresh_from_db()
+    assert article.title == "After"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_patch_changes_only_what_it_sends(client, demo_user):
+    tag = TagFactory.create(name="caching")
+    article = ArticleFactory.create(title="Keep", body="Old", tags=[tag])
+    url = f"/api/articles/{article.pk}/"
+    etag = client.get(url).headers["ETag"]
+
+    assert api(client, "PATCH", url, {"body": "New"}).status_code == 428
+    assert (
+        api(client, "PATCH", url, {"body": "New"}, if_match='"stale"').status_code
+        == 412
+    )
+    done = api(client, "PATCH", url, {"body": "New"}, if_match=etag)
+
+    assert done.status_code == 200, done.content
+    assert done.json()["body"] == "New"
+    assert done.json()["title"] == "Keep"
+    assert done.json()["tags"] == ["caching"]
+    assert done.headers["ETag"] not in {etag, ""}
+    invalid = api(
+        client, "PATCH", url, {"author": 99999}, if_match=done.headers["ETag"]
+    )
+    assert invalid.status_code == 400
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_delete_needs_a_current_if_match(client, demo_user):
+    article = ArticleFactory.create()
+    url = f"/api/articles/{article.pk}/"
+    etag = client.get(url).headers["ETag"]
+
+    assert api(client, "DELETE", url).status_code == 428
+    assert api(client, "DELETE", url, if_match='"stale"').status_code == 412
+    assert Article.objects.filter(pk=article.pk).exists()
+
+    assert api(client, "DELETE", url, if_match=etag).status_code == 204
+    assert not Article.objects.filter(pk=article.pk).exists()
+    assert client.get(url).status_code == 404
+    # A deleted resource has no current representation: If-Match fails.
+    assert api(client, "DELETE", url, if_match=etag).status_code == 412
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_unknown_method(client):
+    assert client.generic("OPTIONS", "/api/articles/").status_code == 405
+
+
+# Real servers -----------------------------------------------------------------------------
+
+
+def _http(
+    base: str, method: str, path: str, body: Any = None, **headers: str
+) -> tuple[int, dict[str, str], bytes]:
+    host, port = base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=15)
+    try:
+        data = None if body is None else json.dumps(body).encode()
+        sent = {k.replace("_", "-"): v for k, v in headers.items()}
+        if data is not None:
+            sent["Content-Type"] = "application/json"
+        connection.request(method, path, body=data, headers=sent)
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("kind", SERVERS)
+def test_demo_serves_conditional_requests_under(kind, tmp_path):
+    with demo_server(tmp_path, kind) as server:
+        tags = {}
+        for path in ("/", "/articles/", "/articles/1/", "/about/", "/api/articles/1/"):
+            status, headers, _ = _http(server.url, "GET", path)
+            assert status == 200, (path, server.log())
+            tags[path] = headers["ETag"]
+            status, again, body = _http(
+                server.url, "GET", path, If_None_Match=tags[path]
+            )
+            assert (status, body) == (304, b""), path
+            assert again["ETag"] == tags[path]
+
+        patch = {"title": f"Changed under {kind}"}
+        path = "/api/articles/1/"
+        status, _, _ = _http(server.url, "PATCH", path, patch, Authorization=DEMO)
+        assert status == 428
+        status, changed, _ = _http(
+            server.url, "PATCH", path, patch, Authorization=DEMO, If_Match=tags[path]
+        )
+        assert status == 200
+        assert changed["ETag"] != tags[path]
+        status, _, _ = _http(
+            server.url, "PATCH", path, patch, Authorization=DEMO, If_Match=tags[path]
+        )
+        assert status == 412
+        status, headers, body = _http(
+            server.url, "GET", "/articles/1/", If_None_Match=tags["/articles/1/"]
+        )
+        assert status == 200
+        assert headers["ETag"] != tags["/articles/1/"]
+        assert f"Changed under {kind}".encode() in body
