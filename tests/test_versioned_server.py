@@ -261,3 +261,91 @@ def test_the_check_catches_stale_304s_of_a_per_process_cache(tmp_path):
     history, reads, _ = run(tmp_path, 8.0, {"REDIS_URL": ""})
     assert len(history) > 5
     assert stale_answers(history, reads)
+
+
+def start_uvicorn(port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.serverproject.settings",
+        "DATABASE_URL": database_url(),
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("TEST_DATABASE_NAME", None)
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "tests.serverproject.asgi:application",
+    ]
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_async_versioned_views_under_uvicorn(tmp_path):
+    # Async views read versions with the async store path and run writes in the transaction's
+    # thread: a sync ORM or cache call on the event loop would be a 500 (SynchronousOnlyOperation).
+    clear_version_cache()
+    article = Article.objects.create(
+        author=Author.objects.create(name="Ada"), title="start"
+    )
+    port = free_port()
+    process = start_uvicorn(port, tmp_path / "uvicorn.log")
+    path = f"/async/{article.pk}/"
+    try:
+        wait_until_serving(process, port, path)
+        clear_version_cache()  # the next GET reads the database (cold path), off the loop
+        status, tag = request(port, "GET", path, {})
+        assert status == 200 and tag
+        assert request(port, "GET", path, {"If-None-Match": tag}) == (304, tag)
+        many = "/async-many/5/"
+        status, many_tag = request(port, "GET", many, {})
+        assert request(port, "GET", many, {"If-None-Match": many_tag})[0] == 304
+        keys_path = f"/async-keys/{article.pk}/"
+        status, keys_tag = request(port, "GET", keys_path, {})
+        assert request(port, "GET", keys_path, {"If-None-Match": keys_tag})[0] == 304
+        # Class-based async view with require_precondition = True.
+        cbv = f"/cbv/async/{article.pk}/"
+        body = json.dumps({"title": "cbv"}).encode()
+        json_type = {"Content-Type": "application/json"}
+        assert request(port, "PUT", cbv, json_type, body)[0] == 428
+        assert (
+            request(port, "PUT", cbv, {**json_type, "If-Match": '"x"'}, body)[0] == 412
+        )
+        # Eight concurrent writes with the same If-Match: one wins.
+        results: list[tuple[int, str]] = []
+        barrier = threading.Barrier(8)
+
+        def write(index: int) -> None:
+            barrier.wait(timeout=10)
+            payload = json.dumps({"title": f"writer {index}"}).encode()
+            results.append(
+                request(port, "PUT", path, {**json_type, "If-Match": tag}, payload)
+            )
+
+        threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        statuses = sorted(status for status, _ in results)
+        assert statuses == [200] + [412] * 7, results
+        new_tag = next(etag for status, etag in results if status == 200)
+        assert request(port, "GET", path, {"If-None-Match": tag})[0] == 200
+        assert request(port, "GET", path, {"If-None-Match": new_tag}) == (304, new_tag)
+    finally:
+        stop(process)
+    log = (tmp_path / "uvicorn.log").read_text()
+    assert "SynchronousOnlyOperation" not in log
+    assert Article.objects.get(pk=article.pk).title.startswith("writer ")
