@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
@@ -24,6 +25,7 @@ from django.utils.translation import ngettext
 
 from django_conditional import versions
 from django_conditional.models import ResourceVersion
+from django_conditional.tracking import tracked
 
 if TYPE_CHECKING:
     _Base = admin.ModelAdmin[ResourceVersion]
@@ -197,13 +199,16 @@ class ResourceVersionAdmin(_Base):
         )
 
     def _model_choices(self) -> list[tuple[ContentType, str]]:
-        """The models that have versions, with their labels (``blog.Article``), by label."""
-        content_types = ContentType.objects.filter(
+        """Tracked models and models that have versions, with their labels, by label."""
+        models = {m for m in apps.get_models() if tracked(m) is not None}
+        for ct in ContentType.objects.filter(
             pk__in=ResourceVersion.objects.values("content_type")
-        )
-        choices = []
-        for ct in content_types:
+        ):
             model = ct.model_class()
             if model is not None:
-                choices.append((ct, model._meta.label))
-        return sorted(choices, key=lambda choice: choice[1])
+                models.add(model)
+        content_types = ContentType.objects.get_for_models(*models)
+        return sorted(
+            ((content_types[model], model._meta.label) for model in models),
+            key=lambda choice: choice[1],
+        )

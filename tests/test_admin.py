@@ -248,6 +248,16 @@ def test_bump_collection_view(admin_client_):
     assert versions.get(key) == before + 1
 
 
+def test_bump_collection_view_offers_tracked_models_without_versions_yet(
+    admin_client_,
+):
+    assert not ResourceVersion.objects.exists()
+    page = admin_client_.get(reverse(BUMP_COLLECTION)).content.decode()
+    for label in ("blog.Article", "blog.Author", "blog.Comment", "blog.Tag"):
+        assert f">{label}</option>" in page
+    assert ">auth.User</option>" not in page  # not tracked
+
+
 def test_bump_collection_view_needs_a_model(admin_client_):
     ArticleFactory.create()
     response = admin_client_.post(reverse(BUMP_COLLECTION), {"model": "nope"})
