@@ -189,6 +189,28 @@ def test_article_detail_304_and_a_new_comment_changes_it(client):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_article_detail_if_modified_since(client):
+    article = ArticleFactory.create()
+    url = f"/articles/{article.pk}/"
+    first = client.get(url)
+    last_modified = first.headers["Last-Modified"]
+
+    future = client.get(
+        url, headers={"if-modified-since": "Tue, 21 Nov 2050 08:00:00 GMT"}
+    )
+    same = client.get(url, headers={"if-modified-since": last_modified})
+    past = client.get(
+        url, headers={"if-modified-since": "Thu, 01 Jan 2015 00:00:00 GMT"}
+    )
+
+    assert (future.status_code, future.content) == (304, b"")
+    assert future.headers["ETag"] == first.headers["ETag"]
+    assert future.headers["Last-Modified"] == last_modified
+    assert same.status_code == 304
+    assert past.status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
 def test_article_detail_differs_by_accept_language(client):
     article = ArticleFactory.create()
     url = f"/articles/{article.pk}/"
@@ -390,6 +412,28 @@ def test_api_put_lost_update_tour(client, demo_user):
 
     lost = api(client, "PUT", url, {**document, "title": "Lost"}, if_match=etag)
     assert lost.status_code == 412
+    article.refresh_from_db()
+    assert article.title == "After"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_if_unmodified_since_guards_writes_too(client, demo_user):
+    article = ArticleFactory.create(title="Before")
+    url = f"/api/articles/{article.pk}/"
+    last_modified = client.get(url).headers["Last-Modified"]
+
+    stale = api(
+        client,
+        "PATCH",
+        url,
+        {"title": "Stale"},
+        if_unmodified_since="Thu, 01 Jan 2015 00:00:00 GMT",
+    )
+    assert stale.status_code == 412
+    done = api(
+        client, "PATCH", url, {"title": "After"}, if_unmodified_since=last_modified
+    )
+    assert done.status_code == 200
     article.refresh_from_db()
     assert article.title == "After"
 

@@ -1,7 +1,8 @@
 """The demo's pages and JSON API, each answering conditional requests.
 
 - ``/articles/`` and ``/articles/<pk>/``: HTML validated *before* the view runs from resource
-  versions (``@versioned``); a 304 costs no database query.
+  versions (``@versioned``); a 304 of the list costs no database query, the detail spends one
+  on its ``Last-Modified`` (the time of its last version bump).
 - ``/api/articles/`` and ``/api/articles/<pk>/``: JSON; writes need HTTP Basic credentials
   (demo only, see ``auth``) and, on an article, ``If-Match`` (428 without it, 412 when stale),
   checked and written atomically against the locked version rows.
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from django.core.paginator import Paginator
@@ -23,6 +25,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from django_conditional.decorators import VersionedSource, versioned
 from django_conditional.resources import Collection, Obj, Resource
+from django_conditional.sources.timestamps import versions_modified
 from django_conditional.versions import lock
 from example_project.blog.auth import basic_auth_required
 from example_project.blog.forms import ArticleForm, article_document
@@ -60,6 +63,15 @@ API_WRITE_PERMISSIONS = {
 }
 
 
+def _detail_modified(request: HttpRequest, pk: int) -> datetime | None:
+    """Last-Modified of an article page: when one of its versions was last bumped (one query on
+    the version rows). Not the article's ``updated_at``: a new comment or a renamed tag changes
+    the page without touching it."""
+    return versions_modified(
+        key for r in DETAIL_RESOURCES for key in r.keys(request, (), {"pk": pk})
+    )
+
+
 def _articles() -> QuerySet[Article]:
     articles: QuerySet[Article] = Article.objects.select_related(
         "author"
@@ -91,7 +103,7 @@ def article_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_safe
-@versioned(*DETAIL_RESOURCES, vary=HTML_VARY)
+@versioned(*DETAIL_RESOURCES, vary=HTML_VARY, last_modified=_detail_modified)
 def article_detail(request: HttpRequest, pk: int) -> HttpResponse:
     article = get_object_or_404(_articles(), pk=pk, published=True)
     comments = list(article.comments.all())
@@ -185,7 +197,12 @@ def api_article_list(request: HttpRequest) -> HttpResponse:
 @csrf_exempt  # Basic auth only, never a session cookie: there is no CSRF to forge.
 @require_http_methods(["GET", "HEAD", "PUT", "PATCH", "DELETE"])
 @basic_auth_required(API_WRITE_PERMISSIONS)
-@versioned(*DETAIL_RESOURCES, vary=(), require_precondition=True)
+@versioned(
+    *DETAIL_RESOURCES,
+    vary=(),
+    last_modified=_detail_modified,
+    require_precondition=True,
+)
 def api_article(request: HttpRequest, pk: int) -> HttpResponse:
     """One article. PUT replaces it (``tags`` default to none, ``published`` to true), PATCH
     changes the fields it sends, DELETE removes it; each needs a current ``If-Match``."""
