@@ -734,3 +734,11 @@ def test_coding_suffixed_tag_guards_a_write_with_get_first(http):
     stale = http("PUT", "/resource/", {"If-Match": coded}, data="lost update")
     assert stale.status_code == 412
     assert STATE["content"] == "new version"
+
+
+def test_if_match_star_holds_for_a_page_without_etag(http):
+    # §13.1.1: "*" is true when a current representation exists, with or without a tag.
+    response = http("GET", "/no-store/", {"If-Match": "*"})
+    assert response.status_code == 200
+    assert "ETag" not in response
+    assert http("GET", "/no-store/", {"If-Match": '"x"'}).status_code == 412
