@@ -1,0 +1,585 @@
+"""`make bench`: this app side by side with Django's own machinery, as ratios measured in one run.
+
+Runs the embedded configuration (SQLite file + LocMemCache) and, when PostgreSQL and Redis answer
+(``DATABASE_URL`` / ``REDIS_URL``, else 127.0.0.1:5432 / 6379), the PostgreSQL + Redis one. Each
+runs in its own process (bench/worker.py): seed, count queries and cache round trips, time cases
+in process, then load gunicorn (2 sync workers) with wrk, cases interleaved round by round.
+Prints a table of ratios (medians of per-round ratios) and writes bench/RESULTS.md.
+
+Options: ``--quick`` (1 round of 1 s, for a look), ``--embedded-only``.
+Environment: ``BENCH_ROUNDS`` (3), ``BENCH_DURATION`` (2 s per wrk run), ``BENCH_NUMBER`` (500).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import load  # noqa: E402
+
+RESULTS = ROOT / "bench" / "RESULTS.md"
+WORKER_TIMEOUT = 330  # seconds per configuration; the whole run stays under 10 minutes
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/8"
+BENCH_DATABASE = "bench_conditional"
+SIZES = ("1k", "20k", "200k")
+TOLERANCE = (
+    0.03  # "no more than Django's": within the run-to-run noise of identical cases
+)
+
+
+# -- services ------------------------------------------------------------------------------------
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def postgres_url() -> tuple[str | None, str]:
+    """A URL of a database for the benchmark (created when missing), or None with the reason."""
+    url = os.environ.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql", "pgsql"):
+        return None, f"DATABASE_URL is not PostgreSQL ({parts.scheme})"
+    if not _answers(parts.hostname or "127.0.0.1", parts.port or 5432):
+        return (
+            None,
+            f"PostgreSQL does not answer at {parts.hostname}:{parts.port or 5432}",
+        )
+    try:
+        import psycopg
+
+        with psycopg.connect(
+            host=parts.hostname,
+            port=parts.port or 5432,
+            user=parts.username or "postgres",
+            password=parts.password or None,
+            dbname=parts.path.lstrip("/") or "postgres",
+            autocommit=True,
+            connect_timeout=5,
+        ) as connection:
+            exists = connection.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DATABASE]
+            ).fetchone()
+            if not exists:
+                connection.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
+    except Exception as exc:
+        return None, f"PostgreSQL unusable: {exc}"
+    return urlunsplit(parts._replace(path="/" + BENCH_DATABASE)), ""
+
+
+def redis_url() -> tuple[str | None, str]:
+    url = os.environ.get("REDIS_URL", "").strip() or DEFAULT_REDIS_URL
+    parts = urlsplit(url)
+    if not _answers(parts.hostname or "127.0.0.1", parts.port or 6379):
+        return None, f"Redis does not answer at {parts.hostname}:{parts.port or 6379}"
+    try:
+        import redis
+
+        redis.Redis.from_url(url, socket_timeout=2).ping()
+    except Exception as exc:
+        return None, f"Redis unusable: {exc}"
+    return url, ""
+
+
+# -- one configuration -----------------------------------------------------------------------------
+
+
+def run_configuration(
+    name: str, env: dict[str, str], knobs: dict[str, str]
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        output = Path(tmp) / "result.json"
+        environ = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("BENCH_")
+        }
+        environ.update(env)
+        environ.update(knobs)
+        environ.setdefault("BENCH_SQLITE_PATH", str(Path(tmp) / "bench.sqlite3"))
+        environ["PYTHONPATH"] = str(ROOT)
+        environ["DJANGO_SETTINGS_MODULE"] = "bench.benchproject.settings"
+        print(f"== {name}: running (at most {WORKER_TIMEOUT}s)...", flush=True)
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.worker", name, str(output)],
+            cwd=ROOT,
+            env=environ,
+            timeout=WORKER_TIMEOUT,
+            check=False,
+        )
+        if done.returncode != 0 or not output.exists():
+            raise SystemExit(f"bench: configuration {name} failed ({done.returncode})")
+        result: dict[str, Any] = json.loads(output.read_text())
+        print(f"== {name}: done in {time.monotonic() - started:.0f}s", flush=True)
+        return result
+
+
+# -- ratios and targets ----------------------------------------------------------------------------
+
+
+def load_ratio(result: dict[str, Any], numerator: str, denominator: str) -> float:
+    """Median over rounds of rps(numerator) / rps(denominator), both of the same round."""
+    runs = result.get("load", {})
+    if numerator not in runs or denominator not in runs:
+        return float("nan")
+    ratio: float = statistics.median(
+        a["rps"] / b["rps"]
+        for a, b in zip(runs[numerator], runs[denominator], strict=True)
+        if b["rps"] > 0
+    )
+    return ratio
+
+
+RATIOS: list[tuple[str, str, str]] = [
+    ("version 304 / floor", "versioned-304", "floor"),
+    ("version 304 / its full 200", "versioned-304", "full-200"),
+    ("version 304 / Django condition()+cache 304", "versioned-304", "django-cache-304"),
+    ("version 304 / Django condition()+DB query 304", "versioned-304", "django-db-304"),
+    ("Django condition()+cache 304 / floor", "django-cache-304", "floor"),
+    ("Django condition()+DB 304 / floor", "django-db-304", "floor"),
+    ("full 200 / floor", "full-200", "floor"),
+    ("versioned 200 / plain full 200", "versioned-200", "full-200"),
+    ("floor-b / floor (noise of identical cases)", "floor-b", "floor"),
+]
+for _size in SIZES:
+    RATIOS += [
+        (
+            f"{_size}: app middleware 200 / Django's",
+            f"mw-{_size}-app-200",
+            f"mw-{_size}-django-200",
+        ),
+        (
+            f"{_size}: app middleware 304 / Django's",
+            f"mw-{_size}-app-304",
+            f"mw-{_size}-django-304",
+        ),
+        (
+            f"{_size}: app middleware 200 / plain view",
+            f"mw-{_size}-app-200",
+            f"mw-{_size}-plain-200",
+        ),
+        (
+            f"{_size}: Django middleware 200 / plain view",
+            f"mw-{_size}-django-200",
+            f"mw-{_size}-plain-200",
+        ),
+    ]
+RATIOS.append(("PUT If-Match: app / Django condition()", "put-app", "put-django"))
+
+
+@dataclass
+class Target:
+    issue: int
+    text: str
+    value: float | str
+    passed: bool
+    profile: str | None = None
+    why: str = ""
+
+
+def targets(result: dict[str, Any]) -> list[Target]:
+    counts = result["counts"]
+    profiles = result.get("profiles", {})
+    out: list[Target] = []
+
+    def ratio_target(
+        issue: int, text: str, num: str, den: str, minimum: float, profile: str | None
+    ) -> None:
+        value = load_ratio(result, num, den)
+        out.append(
+            Target(
+                issue,
+                text,
+                value,
+                value >= minimum,
+                profiles.get(profile) if profile else None,
+            )
+        )
+
+    ratio_target(
+        7,
+        "version 304 >= 5x its full 200 (rps)",
+        "versioned-304",
+        "full-200",
+        5,
+        "versioned-304",
+    )
+    ratio_target(
+        7,
+        "version 304 within 1.5x of the floor (rps ratio >= 0.667)",
+        "versioned-304",
+        "floor",
+        1 / 1.5,
+        "versioned-304",
+    )
+    for size in SIZES:
+        if f"mw-{size}-app-200" in result.get("load", {}):
+            ratio_target(
+                7,
+                f"{size}: app middleware 200 costs no more than Django's (ratio >= {1 - TOLERANCE:.2f})",
+                f"mw-{size}-app-200",
+                f"mw-{size}-django-200",
+                1 - TOLERANCE,
+                f"mw-{size}-app-200",
+            )
+            ratio_target(
+                7,
+                f"{size}: app middleware 304 costs no more than Django's (ratio >= {1 - TOLERANCE:.2f})",
+                f"mw-{size}-app-304",
+                f"mw-{size}-django-304",
+                1 - TOLERANCE,
+                f"mw-{size}-app-304",
+            )
+    count = counts.get("versioned-304", {})
+    zero_one = count.get("queries") == 0 and count.get("cache") == 1
+    out.append(
+        Target(
+            7,
+            "version 304: zero DB queries, one cache round trip",
+            f"{count.get('queries')} queries, {count.get('cache')} cache",
+            zero_one,
+        )
+    )
+    ratio_target(
+        9,
+        "version 304 >= 0.8x the floor (rps)",
+        "versioned-304",
+        "floor",
+        0.8,
+        "versioned-304",
+    )
+    ratio_target(
+        9,
+        "version 304 >= 25x its full 200 (rps)",
+        "versioned-304",
+        "full-200",
+        25,
+        "versioned-304",
+    )
+    ratio_target(
+        9,
+        "version 304 >= 2x Django condition() + cache 304 (rps)",
+        "versioned-304",
+        "django-cache-304",
+        2,
+        "versioned-304",
+    )
+    out.append(
+        Target(
+            9,
+            "version 304: zero DB queries, exactly one cache round trip",
+            f"{count.get('queries')} queries, {count.get('cache')} cache",
+            zero_one,
+        )
+    )
+    if "mw-20k-app-200" in result.get("load", {}):
+        ratio_target(
+            9,
+            "20k: app middleware 200 >= 0.95x a plain view (rps)",
+            "mw-20k-app-200",
+            "mw-20k-plain-200",
+            0.95,
+            "mw-20k-app-200",
+        )
+    for target in out:
+        if target.passed:
+            target.profile = None
+    return out
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if isinstance(value, float):
+        if value != value:
+            return "n/a"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def versions_info() -> dict[str, str]:
+    info = {"Python": platform.python_version()}
+    from importlib.metadata import PackageNotFoundError, version
+
+    for package in (
+        "django",
+        "gunicorn",
+        "redis",
+        "hiredis",
+        "psycopg",
+        "xxhash",
+        "pyinstrument",
+    ):
+        try:
+            info[package] = version(package)
+        except PackageNotFoundError:
+            info[package] = "not installed"
+    info["wrk"] = load.wrk_version()
+    for label, command in (
+        ("Redis server", ["redis-server", "--version"]),
+        ("PostgreSQL server", ["postgres", "--version"]),
+    ):
+        try:
+            text = subprocess.run(
+                command, capture_output=True, text=True, timeout=5, check=False
+            ).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            text = ""
+        if text:
+            info[label] = text
+    return info
+
+
+def machine_info() -> dict[str, str]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    return {
+        "nproc": str(os.cpu_count()),
+        "CPU": model or platform.processor() or "unknown",
+        "memory": memory,
+        "OS": platform.platform(),
+    }
+
+
+def table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def report(results: list[dict[str, Any]], skipped: list[str], elapsed: float) -> str:
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `make bench` (bench/run.py); do not edit by hand. Ratios are medians of",
+        "per-round ratios, every case of a configuration interleaved in the same run (see",
+        "../shared/PERF_NOTES.md for why absolute numbers move between runs and ratios do not).",
+        "",
+        f"- Date: {now}; whole run {elapsed:.0f} s",
+    ]
+    lines += [f"- {key}: {value}" for key, value in machine_info().items()]
+    lines.append(
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions_info().items())
+    )
+    for note in skipped:
+        lines.append(f"- Not run: {note}")
+    for result in results:
+        name = result["name"]
+        lines += [
+            "",
+            f"## {name}: {result['database']} + {result['cache']}",
+            "",
+            f"gunicorn, {load.WORKERS} sync workers on 127.0.0.1; load by {result['load_generator']}; "
+            f"{result['rounds']} rounds of {result['duration']:g} s per case, cases shuffled per round; "
+            f"in process: {result['number']} requests per case and round through Django's WSGIHandler.",
+        ]
+        for note in result.get("notes", []):
+            lines.append(f"Note: {note}")
+        lines += ["", "### Targets", ""]
+        rows = []
+        for target in targets(result):
+            why = ""
+            if not target.passed:
+                why = target.why or "see the profile"
+                if target.profile:
+                    why += f" ({target.profile})"
+            rows.append(
+                [
+                    f"#{target.issue}",
+                    target.text,
+                    _fmt(target.value),
+                    "PASS" if target.passed else "MISS",
+                    why,
+                ]
+            )
+        lines += table(
+            ["issue", "target", "measured", "result", "why (if missed)"], rows
+        )
+        lines += ["", "### Ratios under load (requests per second)", ""]
+        lines += table(
+            ["ratio", "value"],
+            [
+                [label, _fmt(load_ratio(result, a, b))]
+                for label, a, b in RATIOS
+                if a in result["load"] and b in result["load"]
+            ],
+        )
+        lines += ["", "### Cases", ""]
+        rows = []
+        inproc = result.get("inprocess", {})
+        for case, summary in result["load_summary"].items():
+            count = result["counts"].get(case, {})
+            ip = inproc.get(case, {})
+            rows.append(
+                [
+                    case,
+                    str(count.get("status", "")),
+                    _fmt(summary["rps"], 0),
+                    _fmt(load_ratio(result, case, "floor")),
+                    _fmt(summary["p50_ms"]),
+                    _fmt(summary["p99_ms"]),
+                    str(summary["errors"]),
+                    str(count.get("queries", "")),
+                    str(count.get("cache", "")),
+                    _fmt(ip.get("us", float("nan")), 1),
+                    _fmt(ip.get("ratio", float("nan"))),
+                ]
+            )
+        lines += table(
+            [
+                "case",
+                "status",
+                "rps",
+                "rps / floor",
+                "p50 ms",
+                "p99 ms",
+                "errors",
+                "DB queries",
+                "cache round trips",
+                "in-process µs",
+                "in-process / floor",
+            ],
+            rows,
+        )
+        micro = result.get("micro", {})
+        if micro:
+            lines += ["", "### Micro-benchmarks (µs per call, in process)", ""]
+            rows = [[f"engine: {k}", _fmt(v)] for k, v in micro["engine"].items()]
+            rows += [
+                [f"version read: {k}", _fmt(v)]
+                for k, v in micro["version_read"].items()
+                if k != "fast path in use"
+            ]
+            rows += [
+                [f"async version read: {k}", _fmt(v)]
+                for k, v in micro["async_read"].items()
+            ]
+            lines += table(["what", "µs"], rows)
+            fast = micro["version_read"].get("fast path in use")
+            lines.append("")
+            lines.append(
+                f"fastcache direct Redis path in use: {'yes' if fast else 'no (public cache API)'}."
+            )
+            lines += [
+                "",
+                "Hashing a body (µs; the middleware's choice is CONDITIONAL_HASH):",
+                "",
+            ]
+            names = list(next(iter(micro["hashes"].values())))
+            rows = [
+                [size, *(_fmt(values[n]) for n in names)]
+                for size, values in micro["hashes"].items()
+            ]
+            lines += table(["body", *names], rows)
+        if result.get("profiles"):
+            lines += [
+                "",
+                "Profiles (pyinstrument, in process): "
+                + ", ".join(
+                    f"[{case}]({Path(path).relative_to('bench')})"
+                    for case, path in result["profiles"].items()
+                ),
+            ]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def print_summary(results: list[dict[str, Any]]) -> None:
+    for result in results:
+        print(f"\n{result['name']}: {result['database']} + {result['cache']}")
+        width = max(len(label) for label, _, _ in RATIOS)
+        for label, a, b in RATIOS:
+            if a in result["load"] and b in result["load"]:
+                print(f"  {label:<{width}}  {_fmt(load_ratio(result, a, b)):>7}")
+        for target in targets(result):
+            print(
+                f"  [#{target.issue} {'PASS' if target.passed else 'MISS'}] {target.text}: {_fmt(target.value)}"
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    parser.add_argument("--quick", action="store_true", help="1 round of 1 s per case")
+    parser.add_argument("--embedded-only", action="store_true")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    subprocess.run(
+        [str(ROOT / "bench" / "ensure-tools"), sys.executable],
+        cwd=ROOT,
+        timeout=700,
+        check=False,
+    )
+    knobs = {
+        "BENCH_ROUNDS": os.environ.get("BENCH_ROUNDS", "1" if args.quick else "3"),
+        "BENCH_DURATION": os.environ.get("BENCH_DURATION", "1" if args.quick else "2"),
+        "BENCH_NUMBER": os.environ.get("BENCH_NUMBER", "150" if args.quick else "500"),
+    }
+    configurations: list[tuple[str, dict[str, str]]] = [("embedded", {})]
+    skipped: list[str] = []
+    if args.embedded_only:
+        skipped.append("PostgreSQL + Redis (--embedded-only)")
+    else:
+        pg, pg_reason = postgres_url()
+        rd, rd_reason = redis_url()
+        if pg and rd:
+            configurations.append(
+                ("postgres-redis", {"BENCH_DATABASE_URL": pg, "BENCH_REDIS_URL": rd})
+            )
+        else:
+            skipped.append(
+                "PostgreSQL + Redis: "
+                + "; ".join(r for r in (pg_reason, rd_reason) if r)
+            )
+    results = [run_configuration(name, env, knobs) for name, env in configurations]
+    elapsed = time.monotonic() - started
+    print_summary(results)
+    args.output.write_text(report(results, skipped, elapsed))
+    print(
+        f"\nwrote {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output} ({elapsed:.0f}s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

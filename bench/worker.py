@@ -1,0 +1,182 @@
+"""One benchmark configuration (embedded, or PostgreSQL + Redis), run by bench/run.py in its own
+process: ``python -m bench.worker NAME OUTPUT.json``. The environment carries the settings
+(``BENCH_SQLITE_PATH`` or ``BENCH_DATABASE_URL``, ``BENCH_REDIS_URL``) and the knobs
+``BENCH_ROUNDS``, ``BENCH_DURATION`` (seconds per wrk run), ``BENCH_NUMBER`` (requests per case
+and round in process).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILES = ROOT / "bench" / "profiles"
+PROFILED = {
+    "versioned-304": 3000,
+    "django-cache-304": 3000,
+    "mw-20k-app-200": 3000,
+    "mw-20k-app-304": 3000,
+    "mw-200k-app-304": 1000,
+}
+
+
+def _env_number(name: str, default: float) -> float:
+    value = os.environ.get(name, "")
+    return float(value) if value else default
+
+
+def main(name: str, output: Path) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.benchproject.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.db import connections
+
+    from bench import inprocess, load
+
+    rounds = int(_env_number("BENCH_ROUNDS", 3))
+    duration = _env_number("BENCH_DURATION", 2.0)
+    number = int(_env_number("BENCH_NUMBER", 500))
+    postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+    redis = settings.CACHES["default"]["BACKEND"].endswith("RedisCache")
+    result: dict[str, Any] = {
+        "name": name,
+        "database": "PostgreSQL" if postgres else "SQLite",
+        "cache": "RedisCache" if redis else "LocMemCache",
+        "rounds": rounds,
+        "duration": duration,
+        "number": number,
+        "notes": [],
+    }
+    started = time.monotonic()
+
+    inprocess.seed()
+    app_mw = inprocess.has_app_middleware()
+    if not app_mw:
+        result["notes"].append(
+            "django_conditional.middleware is not importable: middleware cases of the app skipped."
+        )
+    read_cases = inprocess.page_cases() + inprocess.middleware_cases(app_mw)
+    write_cases = inprocess.write_cases() if postgres else []
+    client = inprocess.Client()
+    etags = client.etags(read_cases)
+
+    # Queries and cache round trips per request, counted.
+    result["counts"] = {
+        case.name: inprocess.count_case(client, case, etags)
+        for case in read_cases + write_cases
+    }
+    for case in read_cases + write_cases:
+        got = result["counts"][case.name]["status"]
+        if got != case.status:
+            raise RuntimeError(f"{case.name}: status {got}, expected {case.status}")
+    if write_cases:
+        inprocess.seed()  # the counted writes moved the versions: back to the seeded state
+        etags = client.etags(read_cases)
+
+    # In process, through the WSGI handler.
+    result["inprocess"] = inprocess.time_cases(
+        client, read_cases, etags, rounds=max(rounds, 3), number=number
+    )
+    result["micro"] = {
+        "engine": inprocess.micro_engine(),
+        "hashes": inprocess.micro_hashes(),
+        "version_read": inprocess.micro_version_read(),
+        "async_read": inprocess.micro_async_read(),
+    }
+    result["profiles"] = {}
+    by_name = {case.name: case for case in read_cases}
+    for case_name, count in PROFILED.items():
+        profiled = by_name.get(case_name)
+        if profiled is None:
+            continue
+        path = PROFILES / f"{name}-{case_name}.txt"
+        if inprocess.profile_case(client, profiled, etags, path, count) is not None:
+            result["profiles"][case_name] = str(path.relative_to(ROOT))
+    for alias in connections:
+        connections[alias].close()
+
+    # Under load: gunicorn, 2 sync workers, loopback.
+    runner = load.run_wrk if load.wrk_path() else load.run_python
+    result["load_generator"] = (
+        f"wrk -t1 -c{load.CONNECTIONS}" if load.wrk_path() else "python http.client"
+    )
+    if not load.wrk_path():
+        result["notes"].append(
+            "wrk is not installed: the Python http.client loop generated the load; its own CPU "
+            "competes with the server's, so ratios are compressed towards 1."
+        )
+    env = {key: value for key, value in os.environ.items() if key.startswith("BENCH_")}
+    env["DJANGO_SETTINGS_MODULE"] = "bench.benchproject.settings"
+    env["PYTHONPATH"] = str(ROOT)
+    loads: dict[str, list[dict[str, float]]] = {}
+    with load.gunicorn(env) as server:
+        served: dict[str, str] = {}
+        for case in read_cases:
+            if case.etag_from and case.etag_from not in served:
+                status, headers, _ = load.request(server.port, "GET", case.etag_from)
+                served[case.etag_from] = headers.get("etag", "")
+        plans = {}
+        for case in read_cases + write_cases:
+            headers = dict(case.headers)
+            if case.conditional and case.etag_from:
+                headers[case.conditional] = served[case.etag_from]
+            status, _, _ = load.request(
+                server.port, case.method, case.path, headers, case.body
+            )
+            if status != case.status:
+                raise RuntimeError(
+                    f"{case.name} under gunicorn: status {status}, expected {case.status}"
+                )
+            plans[case.name] = (case, headers)
+        # Reads first (interleaved, shuffled per round); writes last, since they move versions.
+        for group in (read_cases, write_cases):
+            for round_index in range(rounds):
+                order = list(group)
+                random.Random(1000 + round_index).shuffle(order)
+                for planned in order:
+                    case, headers = plans[planned.name]
+                    outcome = runner(
+                        server.port,
+                        case.method,
+                        case.path,
+                        headers,
+                        case.body,
+                        duration,
+                    )
+                    loads.setdefault(case.name, []).append(
+                        {
+                            "rps": outcome.rps,
+                            "p50_ms": outcome.p50_ms,
+                            "p99_ms": outcome.p99_ms,
+                            "requests": outcome.requests,
+                            "errors": outcome.errors,
+                        }
+                    )
+        gunicorn_log = server.log.read_text()[-2000:]
+    result["load"] = loads
+    result["load_summary"] = {
+        case_name: {
+            "rps": statistics.median(r["rps"] for r in runs),
+            "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+            "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+            "errors": sum(int(r["errors"]) for r in runs),
+        }
+        for case_name, runs in loads.items()
+    }
+    if gunicorn_log.strip():
+        result["gunicorn_log_tail"] = gunicorn_log
+    result["seconds"] = time.monotonic() - started
+    output.write_text(json.dumps(result, indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], Path(sys.argv[2]))

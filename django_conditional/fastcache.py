@@ -1,0 +1,275 @@
+"""Cache reads for the version store: one round trip, and little CPU around it.
+
+``get_many(cache, keys)`` is a drop-in for ``cache.get_many(keys)``: same keys in, same values
+out. For Django's ``RedisCache`` it skips what makes that call expensive: Django builds a new
+``redis.Redis`` client for every call (filling its response-callback table costs more than the
+round trip itself) and validates every key again. Here Django's own connection pool is reached
+once per process and configuration (``RedisCacheClient._get_connection_pool``, the private API of
+Django 4.2 to 6.x, checked when the reader is built), one client is kept on it, the keys Django
+would make (``KEY_PREFIX``, ``VERSION``, ``KEY_FUNCTION``) are computed once per key string, and
+all of them are fetched with one ``MGET``. Values are decoded by the cache's own serializer.
+
+``get_ints`` is the version read: a value that is not a plain ``int`` (Django's
+``RedisSerializer`` stores ints unpickled) is reported missing, without unpickling anything.
+
+Nothing read is kept in the process: every call asks the cache, so a version bumped by another
+worker is seen by the next read. What is kept is only the client (and the key strings).
+
+Any other backend, a subclass that changes how ``RedisCache`` reads, or a Django whose private API
+differs, goes through the public cache API, with the same results. Errors of the cache propagate
+as they would from ``cache.get_many`` (the version store catches them and uses the database).
+The async variants use ``redis.asyncio`` on a pool of their own per event loop, with the options
+of the cache's pool, so an async view never blocks its loop nor hops to a thread for a read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections.abc import Iterable, Sequence
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any, Final
+
+from asgiref.sync import sync_to_async
+
+if TYPE_CHECKING:
+    from django.core.cache.backends.base import BaseCache
+
+__all__ = ["get_many", "aget_many", "get_ints", "aget_ints", "is_fast"]
+
+_ATTRIBUTE: Final = "_django_conditional_fast_reader"
+_MAX_MADE_KEYS: Final = 4096
+_NOT_FAST: Final = "not-fast"
+
+_registry: dict[tuple[Any, ...], _RedisReader] = {}
+_registry_lock = threading.Lock()
+
+
+class _RedisReader:
+    """One Redis client on Django's read pool, and the async clients, for one cache configuration."""
+
+    def __init__(self, cache: Any) -> None:
+        client = cache._cache  # RedisCacheClient
+        self._backend = client
+        self._pool_options: dict[str, Any] = dict(client._pool_options)
+        self._servers: list[str] = list(client._servers)
+        self._loads = client._serializer.loads
+        from django.core.cache.backends.redis import RedisSerializer
+
+        self._plain_ints = type(client._serializer) is RedisSerializer
+        self._made: dict[str, str] = {}
+        # Django reads from the first server, or from a random replica when there are several;
+        # keep one client per pool, so the choice of server stays Django's.
+        self._clients: dict[int, Any] = {}
+        self._single = len(self._servers) == 1
+        self._client: Any = None
+        self._async_clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, Any
+        ] = weakref.WeakKeyDictionary()
+
+    # -- keys --
+
+    def made_keys(self, cache: Any, keys: Sequence[str]) -> list[str]:
+        made = self._made
+        out = []
+        for key in keys:
+            full = made.get(key)
+            if full is None:
+                full = cache.make_and_validate_key(key)
+                if len(made) >= _MAX_MADE_KEYS:
+                    made.clear()
+                made[key] = full
+            out.append(full)
+        return out
+
+    # -- clients --
+
+    def client(self) -> Any:
+        if self._single:
+            client = self._client
+            if client is None:
+                client = self._client = self._new_client()
+            return client
+        index = self._backend._get_connection_pool_index(False)
+        client = self._clients.get(index)
+        if client is None:
+            client = self._clients[index] = self._new_client()
+        return client
+
+    def _new_client(self) -> Any:
+        pool = self._backend._get_connection_pool(False)
+        return self._backend._client(connection_pool=pool)
+
+    def async_client(self) -> Any:
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            import redis.asyncio
+
+            options = dict(self._pool_options)
+            # The sync parser class of Django's pool has no place in an asyncio pool.
+            options.pop("parser_class", None)
+            index = (
+                0 if self._single else self._backend._get_connection_pool_index(False)
+            )
+            pool: Any = redis.asyncio.ConnectionPool.from_url(
+                self._servers[index], **options
+            )
+            client = redis.asyncio.Redis(connection_pool=pool)
+            self._async_clients[loop] = client
+        return client
+
+    # -- decoding --
+
+    def decode(self, keys: Sequence[str], raw: Sequence[Any]) -> dict[str, Any]:
+        loads = self._loads
+        return {
+            key: loads(value)
+            for key, value in zip(keys, raw, strict=True)
+            if value is not None
+        }
+
+    def decode_ints(self, keys: Sequence[str], raw: Sequence[Any]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        if self._plain_ints:
+            for key, value in zip(keys, raw, strict=True):
+                if value is not None:
+                    with suppress(ValueError):  # a pickled value: not a version
+                        found[key] = int(value)
+            return found
+        loads = self._loads
+        for key, value in zip(keys, raw, strict=True):
+            if value is not None:
+                decoded = loads(value)
+                if type(decoded) is int:
+                    found[key] = decoded
+        return found
+
+
+def _fingerprint(cache: Any) -> tuple[Any, ...]:
+    return (
+        type(cache),
+        tuple(cache._servers),
+        repr(sorted(cache._options.items())),
+        cache.key_prefix,
+        cache.version,
+        cache.key_func,
+    )
+
+
+def _build(cache: Any) -> _RedisReader | None:
+    """A reader for ``cache`` when it reads exactly as Django's ``RedisCache``, else None."""
+    try:
+        from django.core.cache.backends.redis import RedisCache, RedisCacheClient
+    except ImportError:  # pragma: no cover - Django < 4.0
+        return None
+    if not isinstance(cache, RedisCache):
+        return None
+    cls = type(cache)
+    if cls.get_many is not RedisCache.get_many:
+        return None  # a subclass that reads its own way
+    try:
+        backend = cache._cache
+        if type(backend) is not RedisCacheClient:
+            return None
+        # The private API this module relies on (Django 4.2 - 6.x).
+        for name in (
+            "_get_connection_pool",
+            "_get_connection_pool_index",
+            "_client",
+            "_serializer",
+            "_pool_options",
+            "_servers",
+        ):
+            getattr(backend, name)
+        fingerprint = _fingerprint(cache)
+    except Exception:
+        return None
+    with _registry_lock:
+        reader = _registry.get(fingerprint)
+        if reader is None:
+            try:
+                reader = _RedisReader(cache)
+            except Exception:
+                return None
+            _registry[fingerprint] = reader
+    return reader
+
+
+def _reader(cache: Any) -> _RedisReader | None:
+    found = cache.__dict__.get(_ATTRIBUTE)
+    if found is None:
+        reader = _build(cache)
+        cache.__dict__[_ATTRIBUTE] = _NOT_FAST if reader is None else reader
+        return reader
+    return None if found is _NOT_FAST else found
+
+
+def is_fast(cache: BaseCache) -> bool:
+    """Whether reads from ``cache`` take the direct Redis path."""
+    return _reader(cache) is not None
+
+
+def _keys(keys: Iterable[str]) -> list[str]:
+    return keys if type(keys) is list else list(keys)
+
+
+def get_many(cache: BaseCache, keys: Iterable[str]) -> dict[str, Any]:
+    """``cache.get_many(keys)``, in one round trip."""
+    keys = _keys(keys)
+    if not keys:
+        return {}
+    reader = _reader(cache)
+    if reader is None:
+        return cache.get_many(keys)
+    raw = reader.client().mget(reader.made_keys(cache, keys))
+    return reader.decode(keys, raw)
+
+
+def get_ints(cache: BaseCache, keys: Iterable[str]) -> dict[str, int]:
+    """The plain ``int`` values of ``keys`` in ``cache``; anything else is reported missing."""
+    keys = _keys(keys)
+    if not keys:
+        return {}
+    reader = _reader(cache)
+    if reader is None:
+        values = cache.get_many(keys)
+        return {key: value for key, value in values.items() if type(value) is int}
+    raw = reader.client().mget(reader.made_keys(cache, keys))
+    return reader.decode_ints(keys, raw)
+
+
+async def _public_get_many(cache: BaseCache, keys: list[str]) -> dict[str, Any]:
+    from django.core.cache.backends.locmem import LocMemCache
+
+    if type(cache) is LocMemCache:
+        return cache.get_many(keys)  # in memory, never blocks: no thread needed
+    result: dict[str, Any] = await sync_to_async(cache.get_many)(keys)
+    return result
+
+
+async def aget_many(cache: BaseCache, keys: Iterable[str]) -> dict[str, Any]:
+    """``get_many`` for async code: ``redis.asyncio`` for ``RedisCache``, else the cache in a thread
+    (one ``get_many``, where Django's ``aget_many`` makes one call per key)."""
+    keys = _keys(keys)
+    if not keys:
+        return {}
+    reader = _reader(cache)
+    if reader is None:
+        return await _public_get_many(cache, keys)
+    raw = await reader.async_client().mget(reader.made_keys(cache, keys))
+    return reader.decode(keys, raw)
+
+
+async def aget_ints(cache: BaseCache, keys: Iterable[str]) -> dict[str, int]:
+    """``get_ints`` for async code."""
+    keys = _keys(keys)
+    if not keys:
+        return {}
+    reader = _reader(cache)
+    if reader is None:
+        values = await _public_get_many(cache, keys)
+        return {key: value for key, value in values.items() if type(value) is int}
+    raw = await reader.async_client().mget(reader.made_keys(cache, keys))
+    return reader.decode_ints(keys, raw)
