@@ -66,6 +66,8 @@ _NOT_FOR_GET: Final = frozenset(
     }
 )
 _GUARDING_HEADERS: Final = ("HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE")
+# The preconditions an unsafe method can fail on (§13.2.2 steps 1-3; If-Modified-Since is GET/HEAD only).
+_UNSAFE_PRECONDITIONS: Final = (*_GUARDING_HEADERS, "HTTP_IF_NONE_MATCH")
 
 GetResponse = Callable[[HttpRequest], Any]
 
@@ -104,6 +106,8 @@ def get_twin(request: HttpRequest) -> HttpRequest:
     twin.method = "GET"
     twin.META = {k: v for k, v in request.META.items() if k not in _NOT_FOR_GET}
     twin.META["REQUEST_METHOD"] = "GET"
+    if "environ" in twin.__dict__:  # WSGIRequest: environ is META
+        twin.environ = twin.META  # type: ignore[attr-defined]
     twin._body = b""
     twin._stream = io.BytesIO(b"")
     twin._read_started = False  # type: ignore[attr-defined]
@@ -223,7 +227,9 @@ class ConditionalGetMiddleware:
         if (
             policy is not None
             and policy.applies(request.method, request.path_info)
-            and not any(name in request.META for name in _GUARDING_HEADERS)
+            and "HTTP_IF_MATCH" not in request.META
+            # §13.1.4: an invalid date is ignored, so it does not make the write conditional.
+            and parse_http_date(request.META.get("HTTP_IF_UNMODIFIED_SINCE")) is None
         ):
             return precondition_required(request)
         return None
@@ -234,7 +240,7 @@ class ConditionalGetMiddleware:
             request.method in SAFE_METHODS
             or request.method in IGNORING_METHODS
             or not conf.PRECHECK_UNSAFE
-            or not has_preconditions(request)
+            or not any(name in request.META for name in _UNSAFE_PRECONDITIONS)
             or self.skipped(request)
         ):
             return False

@@ -506,7 +506,11 @@ def test_precheck_lets_the_write_decide_when_the_get_is_not_2xx(http):
 @override_settings(CONDITIONAL_PRECHECK_UNSAFE=True)
 def test_precheck_needs_preconditions_to_run_a_get(http):
     assert http("PUT", "/resource/", data="x").status_code == 200
+    # If-Modified-Since only applies to GET and HEAD (§13.1.3).
+    since = {"If-Modified-Since": "Sat, 01 Jan 2022 00:00:00 GMT"}
+    assert http("PUT", "/resource/", since, data="x").status_code == 200
     assert STATE["gets"] == 0
+    assert STATE["writes"] == 2
 
 
 @override_settings(CONDITIONAL_PRECHECK_UNSAFE=True, CONDITIONAL_SKIP_PATHS=["/api/"])
@@ -534,6 +538,8 @@ def test_get_twin_drops_the_writes_content_and_preconditions(rf):
     assert twin.method == "GET"
     assert twin.META["REQUEST_METHOD"] == "GET"
     assert "HTTP_IF_MATCH" not in twin.META
+    assert "HTTP_IF_MATCH" not in twin.__dict__["environ"]
+    assert request.environ["HTTP_IF_MATCH"] == '"x"'
     assert "HTTP_RANGE" not in twin.META
     assert "CONTENT_LENGTH" not in twin.META
     assert "If-Match" not in twin.headers
