@@ -19,11 +19,10 @@ from typing import Any, TypeVar, cast
 
 from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
 from django.core.cache import caches
-from django.core.cache.backends.base import BaseCache
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.cache import patch_cache_control, patch_vary_headers
 
-from django_conditional import remembered, versions, writes
+from django_conditional import fastcache, remembered, versions, writes
 from django_conditional.conf import conf
 from django_conditional.evaluation import answer, evaluate_request, has_preconditions
 from django_conditional.httpdate import format_http_date
@@ -157,6 +156,13 @@ def _early_headers(
     return {**(remembered_headers or {}), **declared}
 
 
+def _guarded(wrapper: Any) -> Any:
+    # Preconditions are evaluated before the view runs: the middleware's GET-first check
+    # (middleware.GUARDED_VIEW_ATTRIBUTE) has nothing to add; ``wraps`` carries it outwards.
+    wrapper.conditional_guarded = True
+    return wrapper
+
+
 def conditional_view(
     view: _View, source: ValidatorSource, *, headers: Mapping[str, str] | None = None
 ) -> _View:
@@ -209,7 +215,7 @@ def conditional_view(
                 )
             return response
 
-        return cast(_View, wraps(view)(_async_view))
+        return cast(_View, _guarded(wraps(view)(_async_view)))
 
     def _view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         resolved = source.resolve(request, args, kwargs)
@@ -238,7 +244,7 @@ def conditional_view(
             remembered.remember(remembered.memo_key(identity, request), response)
         return response
 
-    return cast(_View, wraps(view)(_view))
+    return cast(_View, _guarded(wraps(view)(_view)))
 
 
 def condition(
@@ -370,12 +376,22 @@ def _cache_keys(keys: list[str], memo_key: str | None) -> list[str]:
     return cache_keys
 
 
+def _cache_get_many(cache_keys: list[str]) -> Mapping[str, Any]:
+    # One round trip: a single MGET on a kept client for Django's RedisCache (fastcache).
+    return fastcache.get_many(caches[conf.CACHE_ALIAS], cache_keys)
+
+
+async def _acache_get_many(cache_keys: list[str]) -> Mapping[str, Any]:
+    # Never Django's ``aget_many``, which makes one call per key on backends without async.
+    return await fastcache.aget_many(caches[conf.CACHE_ALIAS], cache_keys)
+
+
 def _read(keys: list[str], memo_key: str | None) -> tuple[dict[str, int], Any]:
     """The versions of ``keys`` and the remembered headers at ``memo_key``, in ONE cache
-    ``get_many`` when every version is cached; the version store (database fallback, cache fill)
+    round trip when every version is cached; the version store (database fallback, cache fill)
     answers for the rest. A cache failure is logged and the database answers."""
     try:
-        cached = caches[conf.CACHE_ALIAS].get_many(_cache_keys(keys, memo_key))
+        cached = _cache_get_many(_cache_keys(keys, memo_key))
     except Exception as exc:
         logger.warning("django_conditional: cache get_many failed (%s)", exc)
         return versions.get_many(keys), None
@@ -385,18 +401,9 @@ def _read(keys: list[str], memo_key: str | None) -> tuple[dict[str, int], Any]:
     return found, cached.get(memo_key) if memo_key is not None else None
 
 
-async def _aget_many(keys: list[str]) -> dict[str, Any]:
-    cache = caches[conf.CACHE_ALIAS]
-    if type(cache).aget_many is BaseCache.aget_many:
-        # The base class awaits one ``aget`` per key (Django's RedisCache has no async API):
-        # one ``get_many`` in a thread is one round trip.
-        return await sync_to_async(cache.get_many, thread_sensitive=False)(keys)
-    return await cache.aget_many(keys)
-
-
 async def _aread(keys: list[str], memo_key: str | None) -> tuple[dict[str, int], Any]:
     try:
-        cached = await _aget_many(_cache_keys(keys, memo_key))
+        cached = await _acache_get_many(_cache_keys(keys, memo_key))
     except Exception as exc:
         logger.warning("django_conditional: cache get_many failed (%s)", exc)
         return await versions.aget_many(keys), None

@@ -32,6 +32,7 @@ from django.db import router, transaction
 from django.http import HttpRequest, HttpResponseBase
 
 from django_conditional.conf import DEFAULT_REQUIRED_METHODS, conf
+from django_conditional.httpdate import parse_http_date
 from django_conditional.preconditions import IGNORING_METHODS, SAFE_METHODS
 from django_conditional.responses import precondition_required
 from django_conditional.validators import Validators
@@ -83,10 +84,16 @@ def is_write(method: str | None) -> bool:
     return method not in SAFE_METHODS and method not in IGNORING_METHODS
 
 
-def must_be_conditional(request: HttpRequest, setting: RequirePrecondition) -> bool:
-    """Whether the 428 policy applies to ``request`` and it carries no If-Match/If-Unmodified-Since."""
+def must_be_conditional(
+    request: HttpRequest, setting: RequirePrecondition, dated: bool = True
+) -> bool:
+    """Whether the 428 policy applies to ``request`` and it carries no precondition the server
+    can evaluate: If-Match, or a valid If-Unmodified-Since when the resource is ``dated``
+    (§13.1.4 ignores an invalid date, and any date for a resource without one)."""
     meta = request.META
-    if "HTTP_IF_MATCH" in meta or "HTTP_IF_UNMODIFIED_SINCE" in meta:
+    if "HTTP_IF_MATCH" in meta or (
+        dated and parse_http_date(meta.get("HTTP_IF_UNMODIFIED_SINCE")) is not None
+    ):
         return False
     method = request.method
     if setting is None:
@@ -136,8 +143,12 @@ def guard(
                 _state.reset(token)
         return response
 
+    # A source without a modification date can only be guarded by If-Match.
+    dated = getattr(source, "last_modified", True) is not None
+    required = ("If-Match", "If-Unmodified-Since") if dated else ("If-Match",)
+
     def refuse(request: HttpRequest, resolved: Any) -> HttpResponseBase:
-        return precondition_required(request, validators=_validators(resolved))
+        return precondition_required(request, required, _validators(resolved))
 
     if iscoroutinefunction(view):
 
@@ -147,7 +158,7 @@ def guard(
             if not is_write(request.method):
                 response: HttpResponseBase = await view(request, *args, **kwargs)
                 return response
-            if must_be_conditional(request, require_precondition):
+            if must_be_conditional(request, require_precondition, dated):
                 return refuse(request, await source.aresolve(request, args, kwargs))
             return await sync_to_async(locked, thread_sensitive=True)(
                 request, args, kwargs
@@ -159,7 +170,7 @@ def guard(
         if not is_write(request.method):
             response: HttpResponseBase = view(request, *args, **kwargs)
             return response
-        if must_be_conditional(request, require_precondition):
+        if must_be_conditional(request, require_precondition, dated):
             return refuse(request, source.resolve(request, args, kwargs))
         return locked(request, args, kwargs)
 

@@ -274,14 +274,40 @@ def test_required_precondition_missing_is_428_before_the_view(client, article):
     assert response.status_code == 428
     assert CALLS["article_required"] == 1  # the GET above only
     assert response.headers["ETag"] == tag  # the validator to send
-    assert set(response.json()["required"]) == {"If-Match", "If-Unmodified-Since"}
+    # The view has no Last-Modified: only If-Match can guard it.
+    assert response.json()["required"] == ["If-Match"]
     assert title(article) == "One"
     assert client.delete(path).status_code == 428
     assert put(client, path, {"title": "x"}, **{"If-Match": tag}).status_code == 200
 
 
-def test_required_precondition_accepts_if_unmodified_since(client, article):
-    path = f"/required/{article.pk}/"
+def test_if_unmodified_since_does_not_satisfy_the_policy_without_a_date(
+    client, article
+):
+    # §13.1.4: a resource without a modification date ignores If-Unmodified-Since, so it
+    # would not make the write conditional.
+    date = "Fri, 01 Jan 2100 00:00:00 GMT"
+    response = put(
+        client,
+        f"/required/{article.pk}/",
+        {"title": "x"},
+        **{"If-Unmodified-Since": date},
+    )
+    assert response.status_code == 428
+    assert title(article) == "One"
+
+
+def test_required_precondition_accepts_if_unmodified_since_with_a_date(
+    client, article, settings
+):
+    settings.CONDITIONAL_REQUIRE_PRECONDITION = True
+    path = f"/dated/{article.pk}/"
+    missing = put(client, path, {"title": "x"})
+    assert missing.status_code == 428
+    assert set(missing.json()["required"]) == {"If-Match", "If-Unmodified-Since"}
+    assert "Last-Modified" in missing.headers
+    invalid = put(client, path, {"title": "x"}, **{"If-Unmodified-Since": "yesterday"})
+    assert invalid.status_code == 428
     date = "Fri, 01 Jan 2100 00:00:00 GMT"
     response = put(client, path, {"title": "x"}, **{"If-Unmodified-Since": date})
     assert response.status_code == 200

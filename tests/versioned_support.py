@@ -80,6 +80,20 @@ def count_cache_calls() -> Iterator[CacheCalls]:
             stack.enter_context(
                 mock.patch.object(redis.Redis, "execute_command", execute_command)
             )
+            import redis.asyncio
+
+            aexecute = redis.asyncio.Redis.execute_command
+
+            async def aexecute_command(self: Any, *args: Any, **options: Any) -> Any:
+                with counter._lock:
+                    counter.redis_commands.append(str(args[0]))
+                return await aexecute(self, *args, **options)
+
+            stack.enter_context(
+                mock.patch.object(
+                    redis.asyncio.Redis, "execute_command", aexecute_command
+                )
+            )
         yield counter
 
 
