@@ -7,12 +7,13 @@ A key never bumped has version 0; a negative version means the object was delete
 
 How the cache stays right across workers (no process-local copy of a version is ever kept):
 
-- **Writers** (``bump``) increment the row in the database in one statement, then, once the
-  transaction commits (``transaction.on_commit``), read the committed values back and ``set`` them
-  in the cache, then read the database once more and ``set`` again the keys that moved meanwhile.
-  Versions only grow, so this second read closes the race of two concurrent bumpers whose ``set``
-  calls land out of order: whichever commit comes after a writer's second read is followed by that
-  other writer's own ``set``. A rolled-back transaction writes nothing to the cache.
+- **Writers** (``bump``) increment the row in the database in one statement (the row stays locked
+  until the commit, so the value it returns is the value committed); once the transaction commits
+  (``transaction.on_commit``) they ``set`` those values in the cache, then read the database once
+  and ``set`` again the keys that moved meanwhile. That read closes the race of two concurrent
+  bumpers whose ``set`` calls land out of order: whichever commit comes after a writer's read is
+  followed by that other writer's own ``set``, so the last ``set`` is never older than the last
+  commit. A rolled-back transaction (or savepoint) writes nothing to the cache.
 - **Readers** (``get_many``) make one ``get_many`` call; keys it misses are read from the database
   in one query and stored with ``add`` (only if absent), so a reader that read the database just
   before a bump committed can never overwrite the value the bumper set after its commit.
@@ -522,28 +523,32 @@ def _uses_upsert(db: str) -> bool:
     return False
 
 
-def _publish(db: str, keys: list[str]) -> None:
-    """After commit: write the committed versions to the cache and announce them."""
+def _publish(db: str, committed: dict[str, int]) -> None:
+    """After commit: write the versions this bump committed to the cache, and announce them."""
     from django_conditional.signals import version_bumped
 
-    values = _read_db(keys, db)
+    keys = list(committed)
     cache = _cache()
     prefix = _prefix()
     timeout = conf.VERSION_CACHE_TIMEOUT
     try:
-        cache.set_many({prefix + k: v for k, v in values.items()}, timeout)
-        # A bump that committed between our read and our set may have been overwritten by it:
-        # read again and set what moved. Versions only grow, so the last set is never older.
+        cache.set_many({prefix + k: v for k, v in committed.items()}, timeout)
+        # A concurrent bump may have committed and set a newer value before our set landed:
+        # read the database and set what moved. Whatever commits after this read is followed
+        # by its own bumper's set, so the cache ends at the latest committed version.
+        current = committed
         for _round in range(3):
             again = _read_db(keys, db)
-            moved = {k: v for k, v in again.items() if v != values[k]}
+            moved = {k: v for k, v in again.items() if v != current[k]}
             if not moved:
                 break
             cache.set_many({prefix + k: v for k, v in moved.items()}, timeout)
-            values = again
+            current = again
         else:
-            cache.delete_many([prefix + k for k in keys])
-    except Exception as exc:
+            cache.delete_many(
+                [prefix + k for k in keys]
+            )  # too busy: let readers refill
+    except Exception as exc:  # the cache, or the database read, failed
         _warn("set_many", exc)
         try:
             cache.delete_many([prefix + k for k in keys])
@@ -552,7 +557,7 @@ def _publish(db: str, keys: list[str]) -> None:
             with _lock:
                 _untrusted.update(keys)
     results = version_bumped.send_robust(
-        sender=_model(), keys=tuple(keys), versions=values
+        sender=_model(), keys=tuple(keys), versions=committed
     )
     for receiver, response in results:
         if isinstance(response, Exception):
@@ -582,7 +587,8 @@ def bump(*keys: str, deleted: bool = False, using: str | None = None) -> dict[st
             values = _upsert_sql(db, unique, deleted)
         else:
             values = _upsert_orm(db, unique, deleted)
-        transaction.on_commit(lambda: _publish(db, unique), using=db)
+        # The rows stay locked until the commit: these are the values it commits.
+        transaction.on_commit(lambda: _publish(db, values), using=db)
     return values
 
 
