@@ -24,7 +24,7 @@ def fresh_cache():
 
 def bump(*args: str) -> str:
     out = StringIO()
-    call_command("bump_versions", *args, stdout=out)
+    call_command("bump_versions", *args, stdout=out, stderr=StringIO())
     return out.getvalue()
 
 
@@ -101,3 +101,19 @@ def test_unknown_primary_key_is_a_clear_error_and_bumps_nothing():
 def test_invalid_primary_key_is_a_clear_error():
     with pytest.raises(CommandError, match="'abc' is not a valid primary key"):
         bump("blog.Article", "abc")
+
+
+def test_warns_that_a_local_memory_cache_is_private_to_the_process(settings):
+    ArticleFactory.create()
+    err = StringIO()
+    call_command("bump_versions", "blog.Article", stdout=StringIO(), stderr=err)
+    assert "local-memory cache" in err.getvalue()
+
+    settings.CACHES = {
+        **settings.CACHES,
+        "shared": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
+    }
+    settings.CONDITIONAL_CACHE_ALIAS = "shared"
+    quiet = StringIO()
+    call_command("bump_versions", "blog.Article", stdout=StringIO(), stderr=quiet)
+    assert quiet.getvalue() == ""

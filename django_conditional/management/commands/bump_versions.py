@@ -9,11 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.apps import apps
+from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Model
 
 from django_conditional import versions
+from django_conditional.conf import conf
 
 
 class Command(BaseCommand):
@@ -44,6 +47,12 @@ class Command(BaseCommand):
         current = versions.get_many(keys)
         for key in keys:
             self.stdout.write(f"{key} -> version {current[key]}")
+        if isinstance(caches[conf.CACHE_ALIAS], LocMemCache):
+            self.stderr.write(
+                "Warning: the version cache is a local-memory cache, private to this process: "
+                "running server processes keep the versions they cached until they restart. "
+                "Use a shared cache (Redis, Memcached, database) in production."
+            )
 
     def _model(self, label: str) -> type[Model]:
         try:
