@@ -393,8 +393,9 @@ def _read(keys: list[str], memo_key: str | None) -> tuple[dict[str, int], Any]:
     try:
         cached = _cache_get_many(_cache_keys(keys, memo_key))
     except Exception as exc:
+        # Straight to the database: asking the failing cache again would double the timeout.
         logger.warning("django_conditional: cache get_many failed (%s)", exc)
-        return versions.get_many(keys), None
+        return versions._read_db(keys), None
     found, missing = _warm(keys, cached, versions._prefix())
     if missing:
         found.update(versions.get_many(missing))
@@ -406,7 +407,7 @@ async def _aread(keys: list[str], memo_key: str | None) -> tuple[dict[str, int],
         cached = await _acache_get_many(_cache_keys(keys, memo_key))
     except Exception as exc:
         logger.warning("django_conditional: cache get_many failed (%s)", exc)
-        return await versions.aget_many(keys), None
+        return await sync_to_async(versions._read_db)(keys), None
     found, missing = _warm(keys, cached, versions._prefix())
     if missing:
         found.update(await versions.aget_many(missing))

@@ -443,3 +443,64 @@ def test_key_function_must_return_keys(rf):
     source = VersionedSource([lambda request, **kwargs: 42])
     with pytest.raises(TypeError, match="key"):
         source.keys(rf.get("/"), (), {})
+
+
+# ---------------------------------------------------------------------------------------------
+# The cache fails: answers come from the database, never stale, never a 500
+
+
+def _broken(*args, **kwargs):
+    raise ConnectionError("cache down")
+
+
+@pytest.mark.parametrize("path", ["/articles/{pk}/", "/async/{pk}/"])
+def test_cache_down_answers_from_the_database(
+    client, article, path, caplog, django_capture_on_commit_callbacks
+):
+    from unittest import mock
+
+    from django_conditional import fastcache
+
+    url = path.format(pk=article.pk)
+    tag = _etag(client, url)
+    with (
+        mock.patch.object(fastcache, "get_many", _broken),
+        mock.patch.object(fastcache, "aget_many", _broken),
+    ):
+        send = (
+            client.get
+            if path.startswith("/articles")
+            else async_to_sync(AsyncClient().get)
+        )
+        assert send(url, headers={"If-None-Match": tag}).status_code == 304
+        with django_capture_on_commit_callbacks(execute=True):
+            Article.objects.filter(pk=article.pk).update(title="Two")
+        assert send(url, headers={"If-None-Match": tag}).status_code == 200
+    assert "cache get_many failed" in caplog.text
+
+
+@pytest.mark.redis
+def test_real_redis_unreachable_answers_from_the_database(
+    client, article, settings, django_capture_on_commit_callbacks
+):
+    import socket
+
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"/articles/{article.pk}/"
+    tag = _etag(client, url)
+    settings.CACHES = {
+        **settings.CACHES,
+        "down": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        },
+    }
+    settings.CONDITIONAL_CACHE_ALIAS = "down"
+    assert client.get(url, headers={"If-None-Match": tag}).status_code == 304
+    assert aget(f"/async/{article.pk}/", **{"If-None-Match": tag}).status_code == 304
+    with django_capture_on_commit_callbacks(execute=True):
+        Article.objects.filter(pk=article.pk).update(title="Two")
+    assert client.get(url, headers={"If-None-Match": tag}).status_code == 200
