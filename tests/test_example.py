@@ -367,6 +367,34 @@ def test_api_post_creates_and_returns_the_new_etag(demo_user):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_api_post_with_a_stale_if_match_on_the_collection_is_412(client, demo_user):
+    author = AuthorFactory.create()
+    etag = client.get("/api/articles/").headers["ETag"]
+    ArticleFactory.create()  # the collection changes meanwhile
+    document = {"title": "Late", "body": "Body", "author": author.pk}
+
+    stale = api(client, "POST", "/api/articles/", document, if_match=etag)
+
+    assert stale.status_code == 412
+    assert not Article.objects.filter(title="Late").exists()
+    fresh = client.get("/api/articles/").headers["ETag"]
+    created = api(client, "POST", "/api/articles/", document, if_match=fresh)
+    assert created.status_code == 201
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admin_is_served(client, demo_user):
+    login = client.get("/admin/")
+    assert login.status_code == 302
+    assert "/admin/login/" in login.headers["Location"]
+    assert client.login(username="admin", password="admin")
+    index = client.get("/admin/")
+    assert index.status_code == 200
+    assert b"Resource versions" in index.content
+    assert b"Articles" in index.content
+
+
+@pytest.mark.django_db(transaction=True)
 def test_api_post_validates(client, demo_user):
     invalid = api(client, "POST", "/api/articles/", {"title": ""})
     assert invalid.status_code == 400
