@@ -381,6 +381,7 @@ def test_per_user_async(article):
     "engine",
     [
         "django.contrib.sessions.backends.cache",
+        "django.contrib.sessions.backends.cached_db",
         "django.contrib.sessions.backends.signed_cookies",
     ],
 )
