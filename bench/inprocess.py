@@ -381,6 +381,13 @@ def time_cases(
     ``cpu_ratio``, medians of per-round ratios baseline time / case time (an rps ratio).
     """
     environs = {case.name: client.environ(case, etags) for case in cases}
+    # Slow cases (a full page: milliseconds) get fewer requests, so every case costs about the same.
+    numbers = {}
+    for case in cases:
+        start = time.perf_counter()
+        client.call(environs[case.name], case.body)
+        elapsed = time.perf_counter() - start
+        numbers[case.name] = max(10, min(number, int(number * 0.0005 / elapsed)))
     wall: dict[str, list[float]] = {case.name: [] for case in cases}
     cpu: dict[str, list[float]] = {case.name: [] for case in cases}
     for round_index in range(rounds):
@@ -390,12 +397,13 @@ def time_cases(
             environ = environs[case.name]
             call = client.call
             body = case.body
+            count = numbers[case.name]
             start = time.perf_counter()
             start_cpu = time.process_time()
-            for _ in range(number):
+            for _ in range(count):
                 call(environ, body)
-            cpu[case.name].append((time.process_time() - start_cpu) / number * 1e6)
-            wall[case.name].append((time.perf_counter() - start) / number * 1e6)
+            cpu[case.name].append((time.process_time() - start_cpu) / count * 1e6)
+            wall[case.name].append((time.perf_counter() - start) / count * 1e6)
     results: dict[str, dict[str, float]] = {}
     base, base_cpu = wall.get(baseline), cpu.get(baseline)
     for name in wall:

@@ -208,10 +208,18 @@ def run_wrk(
         )
     finally:
         os.unlink(script.name)
-    out = done.stdout
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"wrk failed ({done.returncode}): {done.stdout}\n{done.stderr}"
+        )
+    return parse_wrk(done.stdout)
+
+
+def parse_wrk(out: str) -> LoadResult:
+    """Requests/s, p50/p99 latency and errors from the output of ``wrk --latency``."""
     rps_match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if done.returncode != 0 or rps_match is None:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {out}\n{done.stderr}")
+    if rps_match is None:
+        raise RuntimeError(f"wrk printed no Requests/sec: {out}")
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.MULTILINE))
     total = re.search(r"(\d+) requests in", out)
     errors = 0

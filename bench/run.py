@@ -7,7 +7,7 @@ in process, then load gunicorn (2 sync workers) with wrk, cases interleaved roun
 Prints a table of ratios (medians of per-round ratios) and writes bench/RESULTS.md.
 
 Options: ``--quick`` (1 round of 1 s, for a look), ``--embedded-only``.
-Environment: ``BENCH_ROUNDS`` (3), ``BENCH_DURATION`` (2 s per wrk run), ``BENCH_NUMBER`` (500).
+Environment: ``BENCH_ROUNDS`` (5), ``BENCH_DURATION`` (1 s per wrk run), ``BENCH_NUMBER`` (500).
 """
 
 from __future__ import annotations
@@ -539,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0] if __doc__ else None
     )
-    parser.add_argument("--quick", action="store_true", help="1 round of 1 s per case")
+    parser.add_argument("--quick", action="store_true", help="1 round per case")
     parser.add_argument("--embedded-only", action="store_true")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -551,8 +551,8 @@ def main(argv: list[str] | None = None) -> int:
         check=False,
     )
     knobs = {
-        "BENCH_ROUNDS": os.environ.get("BENCH_ROUNDS", "1" if args.quick else "3"),
-        "BENCH_DURATION": os.environ.get("BENCH_DURATION", "1" if args.quick else "2"),
+        "BENCH_ROUNDS": os.environ.get("BENCH_ROUNDS", "1" if args.quick else "5"),
+        "BENCH_DURATION": os.environ.get("BENCH_DURATION", "1"),
         "BENCH_NUMBER": os.environ.get("BENCH_NUMBER", "150" if args.quick else "500"),
     }
     configurations: list[tuple[str, dict[str, str]]] = [("embedded", {})]

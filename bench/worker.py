@@ -178,5 +178,36 @@ def main(name: str, output: Path) -> None:
     output.write_text(json.dumps(result, indent=2, sort_keys=True))
 
 
+def smoke(output: Path) -> None:
+    """The in-process part only, a few requests per case (tests/test_bench_smoke.py runs it)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.benchproject.settings")
+    import django
+
+    django.setup()
+    from bench import inprocess
+
+    inprocess.seed(rows=60)
+    cases = inprocess.page_cases() + [
+        case
+        for case in inprocess.middleware_cases(inprocess.has_app_middleware())
+        if case.name.startswith("mw-20k")
+    ]
+    client = inprocess.Client()
+    etags = client.etags(cases)
+    result: dict[str, Any] = {
+        "counts": {
+            case.name: inprocess.count_case(client, case, etags) for case in cases
+        },
+        "expected": {case.name: case.status for case in cases},
+        "inprocess": inprocess.time_cases(client, cases, etags, rounds=2, number=20),
+        "engine": inprocess.micro_engine(quick=True),
+        "page_bytes": len(client.call(client.environ(cases[0]))[1]),
+    }
+    output.write_text(json.dumps(result, indent=2, sort_keys=True))
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]))
+    if sys.argv[1] == "--smoke":
+        smoke(Path(sys.argv[2]))
+    else:
+        main(sys.argv[1], Path(sys.argv[2]))
