@@ -108,8 +108,38 @@ def tracked(model: type[models.Model]) -> Tracking | None:
     return found
 
 
-def _tracking(model: type[models.Model]) -> Tracking:
-    return tracked(model) or Tracking(model._meta.concrete_model)  # type: ignore[arg-type]
+_resolved: dict[type[models.Model], tuple[Tracking, ...]] = {}
+
+
+def _trackings(model: type[models.Model]) -> tuple[Tracking, ...]:
+    """Every tracking a change to a ``model`` row concerns: its own (proxies share their concrete
+    model's) and those of tracked multi-table-inheritance ancestors, whose rows it shares.
+    Empty when none is tracked."""
+    found = _resolved.get(model)
+    if found is None:
+        concrete: type[models.Model] = model._meta.concrete_model  # type: ignore[assignment]
+        ancestors = [
+            _registry[parent]
+            for parent in concrete._meta.get_parent_list()
+            if parent in _registry
+        ]
+        own = _registry.get(concrete)
+        if own is None and ancestors:
+            own = Tracking(concrete)  # the child's own object and table keys
+        found = tuple([own, *ancestors] if own is not None else ancestors)
+        _resolved[model] = found
+    return found
+
+
+def _trackings_or_default(model: type[models.Model]) -> tuple[Tracking, ...]:
+    return _trackings(model) or (Tracking(model._meta.concrete_model),)  # type: ignore[arg-type]
+
+
+def _keys(instance: models.Model, trackings: Iterable[Tracking]) -> list[str]:
+    keys: list[str] = []
+    for tracking in trackings:
+        keys.extend(_instance_keys(instance, tracking))
+    return keys
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,24 +172,34 @@ def _parent_keys(
     seen: set[tuple[type[models.Model], Any]],
 ) -> list[str]:
     parent_model: type[models.Model] = fk.related_model
-    parent_tracking = _tracking(parent_model)
-    if (parent_tracking.model, parent_pk) in seen:
+    trackings = _trackings_or_default(parent_model)
+    if (trackings[0].model, parent_pk) in seen:
         return []
+    keys: list[str] = []
     if fk.target_field.primary_key is False:
         # A ForeignKey to a non-pk field: the parent must be loaded to know its pk.
         parent = _cached_or_fetch(
             instance, fk, parent_model, {fk.target_field.name: parent_pk}
         )
         if parent is None:
-            return [versions.collection_key(parent_model)]
-        return _instance_keys(parent, parent_tracking, seen)
-    if not parent_tracking.needs_instance:
-        seen.add((parent_tracking.model, parent_pk))
-        return parent_tracking.own_keys(parent_pk)
+            return [versions.collection_key(t.model) for t in trackings]
+        for tracking in trackings:
+            keys.extend(_instance_keys(parent, tracking, seen))
+        return keys
+    if not any(t.needs_instance for t in trackings):
+        seen.add((trackings[0].model, parent_pk))
+        for tracking in trackings:
+            keys.extend(tracking.own_keys(parent_pk))
+        return keys
     parent = _cached_or_fetch(instance, fk, parent_model, {"pk": parent_pk})
-    if parent is None:  # deleted meanwhile (a cascade): its own delete bumps it
-        return parent_tracking.own_keys(parent_pk)
-    return _instance_keys(parent, parent_tracking, seen)
+    for tracking in trackings:
+        if (
+            parent is None
+        ):  # deleted meanwhile (a cascade): its own delete bumps the rest
+            keys.extend(tracking.own_keys(parent_pk))
+        else:
+            keys.extend(_instance_keys(parent, tracking, seen))
+    return keys
 
 
 def _cached_or_fetch(
@@ -257,46 +297,46 @@ def _bump(
 def _on_pre_save(
     sender: type[models.Model], instance: models.Model, **kwargs: Any
 ) -> None:
-    tracking = tracked(sender)
-    if tracking is None or not tracking.needs_instance:
+    trackings = _trackings(sender)
+    if not any(t.needs_instance for t in trackings):
         return
     instance.__dict__.pop(_OLD_KEYS, None)
     if instance._state.adding or instance.pk is None or kwargs.get("raw"):
         return
     update_fields = kwargs.get("update_fields")
-    if update_fields is not None and not tracking.collections:
-        attnames = {fk.attname for fk in tracking.parent_fields()} | {
-            fk.name for fk in tracking.parent_fields()
-        }
-        if not attnames.intersection(update_fields):
+    if update_fields is not None and not any(t.collections for t in trackings):
+        fks = [fk for t in trackings for fk in t.parent_fields()]
+        names = {fk.attname for fk in fks} | {fk.name for fk in fks}
+        if not names.intersection(update_fields):
             return  # parents unchanged: the keys after the save say it all
     db = kwargs.get("using") or instance._state.db
     old = sender._base_manager.using(db).filter(pk=instance.pk).first()
     if old is not None:
-        instance.__dict__[_OLD_KEYS] = _instance_keys(old, tracking)
+        instance.__dict__[_OLD_KEYS] = _keys(old, trackings)
 
 
 def _on_post_save(
     sender: type[models.Model], instance: models.Model, **kwargs: Any
 ) -> None:
-    tracking = tracked(sender)
-    if tracking is None:
+    trackings = _trackings(sender)
+    if not trackings:
         return
     keys = instance.__dict__.pop(_OLD_KEYS, [])
-    keys.extend(_instance_keys(instance, tracking))
+    keys.extend(_keys(instance, trackings))
     _bump(keys, using=kwargs.get("using"))
 
 
 def _on_post_delete(
     sender: type[models.Model], instance: models.Model, **kwargs: Any
 ) -> None:
-    tracking = tracked(sender)
-    if tracking is None or instance.pk is None:
+    trackings = _trackings(sender)
+    if not trackings or instance.pk is None:
         return
-    keys = _instance_keys(instance, tracking)
+    # Deleting a child of a multi-table parent deletes the parent row too (Django sends
+    # post_delete for both): each object key is marked deleted by its own model's signal.
     _bump(
-        keys,
-        deleted_key=versions.object_key(tracking.model, instance.pk),
+        _keys(instance, trackings),
+        deleted_key=versions.object_key(trackings[0].model, instance.pk),
         using=kwargs.get("using"),
     )
 
@@ -344,14 +384,12 @@ def _on_m2m_changed(
 ) -> None:
     if action not in ("post_add", "post_remove", "pre_clear"):
         return
-    mine = tracked(type(instance))
-    theirs = tracked(model)
-    if mine is None and theirs is None:
+    mine = _trackings(type(instance))
+    theirs = _trackings(model)
+    if not mine and not theirs:
         return
-    keys: list[str] = []
-    if mine is not None:
-        keys.extend(_instance_keys(instance, mine))
-    if theirs is not None:
+    keys = _keys(instance, mine)
+    if theirs:
         # The clear bumps before the rows go, inside the same transaction (``clear`` is atomic):
         # nobody sees the new versions before the rows are gone.
         pks = (
@@ -359,14 +397,14 @@ def _on_m2m_changed(
             if action == "pre_clear"
             else list(pk_set or ())
         )
-        if pks:
-            keys.append(versions.collection_key(theirs.model))
-            if theirs.needs_instance:
-                db = using or instance._state.db
-                for other in theirs.model._base_manager.using(db).filter(pk__in=pks):
-                    keys.extend(_instance_keys(other, theirs))
-            else:
-                keys.extend(versions.object_key(theirs.model, pk) for pk in pks)
+        if pks and any(t.needs_instance for t in theirs):
+            db = using or instance._state.db
+            for other in model._base_manager.using(db).filter(pk__in=pks):
+                keys.extend(_keys(other, theirs))
+        elif pks:
+            for tracking in theirs:
+                keys.append(versions.collection_key(tracking.model))
+                keys.extend(versions.object_key(tracking.model, pk) for pk in pks)
     if keys:
         _bump(keys, using=using)
 
@@ -374,36 +412,42 @@ def _on_m2m_changed(
 _connected = False
 
 
-def _connect(model: type[models.Model], sender: type[models.Model]) -> None:
-    uid = f"django_conditional.{model._meta.label_lower}.{sender._meta.label_lower}"
+def _connect(sender: type[models.Model]) -> None:
+    uid = f"django_conditional.{sender._meta.label_lower}"
     pre_save.connect(_on_pre_save, sender=sender, dispatch_uid=uid)
     post_save.connect(_on_post_save, sender=sender, dispatch_uid=uid)
     post_delete.connect(_on_post_delete, sender=sender, dispatch_uid=uid)
 
 
-def _disconnect(model: type[models.Model], sender: type[models.Model]) -> None:
-    uid = f"django_conditional.{model._meta.label_lower}.{sender._meta.label_lower}"
+def _disconnect(sender: type[models.Model]) -> None:
+    uid = f"django_conditional.{sender._meta.label_lower}"
     pre_save.disconnect(sender=sender, dispatch_uid=uid)
     post_save.disconnect(sender=sender, dispatch_uid=uid)
     post_delete.disconnect(sender=sender, dispatch_uid=uid)
 
 
-def _proxies(model: type[models.Model]) -> list[type[models.Model]]:
+def _concerned(candidate: type[models.Model], model: type[models.Model]) -> bool:
+    """Whether ``candidate``'s rows are ``model``'s: itself, a proxy, a multi-table child."""
+    concrete = candidate._meta.concrete_model
+    return concrete is model or model in concrete._meta.get_parent_list()  # type: ignore[union-attr]
+
+
+def _senders(model: type[models.Model]) -> list[type[models.Model]]:
     # ``all_models`` holds every model class defined so far, even before the registry is ready.
-    return [
-        candidate
-        for app_models in list(apps.all_models.values())
-        for candidate in list(app_models.values())
-        if candidate._meta.proxy and candidate._meta.concrete_model is model
-    ]
+    found: list[type[models.Model]] = [model]
+    for app_models in list(apps.all_models.values()):
+        for candidate in list(app_models.values()):
+            if candidate is not model and _concerned(candidate, model):
+                found.append(candidate)
+    return found
 
 
 def _on_class_prepared(sender: type[models.Model], **kwargs: Any) -> None:
-    # A proxy of a tracked model defined after ``track`` ran: its signals name the proxy.
-    if sender._meta.proxy:
-        concrete: type[models.Model] = sender._meta.concrete_model  # type: ignore[assignment]
-        if concrete in _registry:
-            _connect(concrete, sender)
+    # A proxy or a multi-table child of a tracked model, defined after ``track`` ran: its
+    # signals name it, not the tracked model.
+    if any(_concerned(sender, model) for model in _registry):
+        _resolved.clear()
+        _connect(sender)
 
 
 def _connect_global() -> None:
@@ -440,10 +484,10 @@ def track(
     if apps.ready:
         tracking.parent_fields()  # fail early on a typo
     _registry[model] = tracking
+    _resolved.clear()
     _connect_global()
-    senders: list[type[models.Model]] = [model, *_proxies(model)]
-    for sender in senders:
-        _connect(model, sender)
+    for sender in _senders(model):
+        _connect(sender)
     return model
 
 
@@ -451,8 +495,10 @@ def untrack(model: type[models.Model]) -> None:
     """Stop tracking ``model`` (tests, mostly)."""
     if _registry.pop(model, None) is None:
         return
-    for sender in [model, *_proxies(model)]:
-        _disconnect(model, sender)
+    _resolved.clear()
+    for sender in _senders(model):
+        if not _trackings(sender):
+            _disconnect(sender)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -464,23 +510,24 @@ class TrackedQuerySet(models.QuerySet[_M]):
     collections, in the same transaction. Works for untracked models too (object and table keys)."""
 
     def _keys_of(self, objs: Iterable[models.Model]) -> list[str]:
-        tracking = _tracking(self.model)
+        trackings = _trackings_or_default(self.model)
         keys: list[str] = []
         for obj in objs:
-            keys.extend(_instance_keys(obj, tracking))
+            keys.extend(_keys(obj, trackings))
         return keys
 
     def _snapshot(self, pks: Sequence[Any]) -> list[str]:
         """Keys of the rows ``pks`` as the database has them now (named collections, parents)."""
-        tracking = _tracking(self.model)
+        trackings = _trackings_or_default(self.model)
         if not pks:
             return []
-        if not tracking.needs_instance:
-            keys = [versions.object_key(tracking.model, pk) for pk in pks]
-            keys.append(versions.collection_key(tracking.model))
+        keys: list[str] = []
+        if not any(t.needs_instance for t in trackings):
+            for tracking in trackings:
+                keys.extend(versions.object_key(tracking.model, pk) for pk in pks)
+                keys.append(versions.collection_key(tracking.model))
             return keys
         base = self.model._base_manager.using(self.db)
-        keys = []
         for start in range(0, len(pks), 500):
             keys.extend(self._keys_of(base.filter(pk__in=pks[start : start + 500])))
         return keys

@@ -20,10 +20,14 @@ from tests.testapp.models import (
     Article,
     Author,
     AuthorProxy,
+    Category,
     Comment,
     Country,
     LateAuthorProxy,
     Note,
+    Page,
+    Review,
+    SpecialPage,
     Tag,
 )
 
@@ -130,6 +134,33 @@ def test_proxies_are_tracked(commit, author):
     assert ok(late) == ok(author)
 
 
+def test_multi_table_child_bumps_its_tracked_parent_model(commit):
+    with commit():
+        special = SpecialPage.objects.create(title="t", banner="b")
+    assert v(ok(Page, special.pk)) == 1
+    assert v(ck(Page)) == 1
+    assert v(ok(special)) == 1  # the child's own keys too
+    assert v(ck(SpecialPage)) == 1
+    before = etag(ok(Page, special.pk), ck(Page))
+    with commit():
+        special.banner = "changed"
+        special.save()
+    assert v(ok(Page, special.pk)) == 2
+    assert etag(ok(Page, special.pk), ck(Page)) != before
+    pk = special.pk
+    with commit():
+        special.delete()
+    assert v(ok(Page, pk)) < 0
+    assert v(ok(SpecialPage, pk)) < 0
+
+
+def test_multi_table_parent_alone(commit):
+    with commit():
+        page = Page.objects.create(title="p")
+    assert v(ok(page)) == 1
+    assert v(ck(SpecialPage)) == 0
+
+
 def test_named_collection_and_parent_on_create(article, author):
     assert v(ok(article)) == 1
     assert v(ck(Article)) == 1
@@ -202,6 +233,84 @@ def test_deleting_a_parent_cascades(commit, article):
     assert v(article_key) < 0
 
 
+def test_nullable_parent(commit):
+    with commit():
+        review = Review.objects.create(stars=5)
+    assert v(ok(review)) == 1
+    assert (
+        ResourceVersion.objects.filter(key__startswith="o:testapp.article").count() == 0
+    )
+
+
+def test_parent_through_a_to_field_foreign_key(commit):
+    with commit():
+        tag = Tag.objects.create(name="t", slug="python")
+        review = Review.objects.create(tag=tag)
+    assert v(ok(tag)) == 2  # created, then touched by its review
+    with commit():
+        review = Review.objects.get(pk=review.pk)  # the tag is not loaded: read by slug
+        review.stars = 1
+        review.save()
+    assert v(ok(tag)) == 3
+    with commit():
+        Review.objects.filter(pk=review.pk).update(stars=2)  # default manager: no bump
+        Tag.objects.filter(pk=tag.pk).update(slug="renamed")
+        review = Review.objects.get(pk=review.pk)
+        review.save(
+            update_fields=["stars"]
+        )  # no tag "python" now: only the tag table is bumped
+        Tag.objects.filter(pk=tag.pk).update(slug="python")
+    assert v(ok(tag)) == 3
+    assert v(ck(Tag)) == 4
+
+
+def test_a_cached_parent_that_no_longer_matches_is_not_used(commit, article, author):
+    with commit():
+        other = Author.objects.create(name="Other")
+        comment = Comment.objects.create(article=article, body="x")
+    second = Article.objects.create(author=other, title="Two")
+    comment.article_id = second.pk  # the cached ``comment.article`` is now stale
+    with commit():
+        comment.save()
+    assert v(by_author(other.pk)) == 2  # read from the database, not the stale cache
+
+
+def test_ancestors_are_bumped_and_cycles_cut(commit):
+    with commit():
+        root = Category.objects.create(name="root")
+        child = Category.objects.create(name="child", parent=root)
+        leaf = Category.objects.create(name="leaf", parent=child)
+    assert v(ok(root)) == 3  # itself, then each descendant
+    Category.objects.filter(pk=root.pk).update(parent=leaf)  # a cycle, behind its back
+    with commit():
+        leaf = Category.objects.get(pk=leaf.pk)
+        leaf.save()
+    assert v(ok(root)) == 4
+    assert v(ok(child)) == 3
+    assert v(ok(leaf)) == 2
+
+
+def test_a_parent_deleted_in_the_same_transaction(commit, article):
+    with commit():
+        comment = Comment.objects.create(article=article, body="x")
+    comment = Comment.objects.get(pk=comment.pk)
+    with commit(), transaction.atomic():
+        Article.objects.filter(pk=article.pk)._raw_delete(using="default")
+        comment.save()  # its article is gone: the article's own keys are bumped anyway
+        Comment.objects.filter(pk=comment.pk)._raw_delete(using="default")
+    assert v(ok(article)) == 3
+
+
+def test_a_row_deleted_behind_our_back_before_save(commit, article):
+    with commit():
+        other = Author.objects.create(name="Other")
+    Article.objects.filter(pk=article.pk)._raw_delete(using="default")
+    with commit():
+        article.author = other
+        article.save()  # no old row: inserted again, the new keys are bumped
+    assert v(by_author(other.pk)) == 1
+
+
 # ---------------------------------------------------------------------------------------------
 # many-to-many, from both sides
 
@@ -268,6 +377,17 @@ def test_m2m_clear_reverse_bumps_the_articles(commit, article, tag, author):
     assert v(ok(article)) == article_version + 1
     assert v(ok(second)) == second_version + 1
     assert not article.tags.exists()
+
+
+def test_m2m_between_untracked_models_is_ignored(commit, django_assert_num_queries):
+    from django.contrib.auth.models import Group, Permission
+
+    group = Group.objects.create(name="g")
+    permission = Permission.objects.first()
+    with commit():
+        group.permissions.add(permission)
+        group.permissions.clear()
+    assert not ResourceVersion.objects.exists()
 
 
 def test_m2m_set_bumps(commit, article, tag):

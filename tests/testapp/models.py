@@ -3,6 +3,8 @@
 Tracked: ``Author`` (int pk) <- ``Article`` (int pk, parent ``author``, named collection
 ``by_author``, m2m ``tags``, ``TrackedManager``) <- ``Comment`` (parent ``article``, ``TrackedManager``);
 ``Tag`` (UUID pk, the other side of ``Article.tags``); ``Country`` (string pk).
+``Review`` (nullable and ``to_field`` parents), ``Category`` (a self-referencing parent);
+``Page`` (tracked) and its multi-table child ``SpecialPage`` (not tracked itself).
 Not tracked: ``Note`` (a control: its changes bump nothing).
 """
 
@@ -34,6 +36,7 @@ class AuthorProxy(Author):
 class Tag(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=50)
+    slug = models.SlugField(unique=True, null=True, blank=True)
 
     def __str__(self) -> str:
         return self.name
@@ -85,6 +88,54 @@ class Note(models.Model):
         return self.text
 
 
+class Page(models.Model):
+    """Tracked; ``SpecialPage`` inherits from it (multi-table) without being tracked itself."""
+
+    title = models.CharField(max_length=100)
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class SpecialPage(Page):
+    banner = models.CharField(max_length=100, blank=True)
+
+
+class Review(models.Model):
+    """Parents through a nullable ForeignKey and a ForeignKey to a non-pk field (``to_field``)."""
+
+    article = models.ForeignKey(
+        Article,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="reviews",
+    )
+    tag = models.ForeignKey(
+        Tag, on_delete=models.CASCADE, to_field="slug", null=True, blank=True
+    )
+    stars = models.PositiveSmallIntegerField(default=3)
+
+    def __str__(self) -> str:
+        return f"{self.stars} stars"
+
+
+class Category(models.Model):
+    """A tree: a category bumps its ancestors (cycles are cut)."""
+
+    name = models.CharField(max_length=50)
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="children",
+    )
+
+    def __str__(self) -> str:
+        return self.name
+
+
 def articles_by_author(article: Any) -> str:
     return collection_key(Article, "by_author", author=article.author_id)
 
@@ -94,6 +145,9 @@ track(Tag)
 track(Country)
 track(Article, parents=("author",), collections=[articles_by_author])
 track(Comment, parents=("article",))
+track(Page)
+track(Review, parents=("article", "tag"))
+track(Category, parents=("parent",))
 
 
 class LateAuthorProxy(Author):
