@@ -65,6 +65,8 @@ def versions_modified(keys: Iterable[str]) -> datetime | None:
     latest = (
         ResourceVersion._base_manager.using(db)
         .filter(key__in=list(keys))
+        # Rows versions.lock() created are at version 0: never bumped, nothing changed.
+        .exclude(version=0)
         .aggregate(latest=Max("updated_at"))["latest"]
     )
     return _utc(latest)
