@@ -17,6 +17,15 @@ How the cache stays right across workers (no process-local copy of a version is 
 - **Readers** (``get_many``) make one ``get_many`` call; keys it misses are read from the database
   in one query and stored with ``add`` (only if absent), so a reader that read the database just
   before a bump committed can never overwrite the value the bumper set after its commit.
+- **Redis** (Django's ``RedisCache``): reads are one ``MGET`` on a client kept per cache object;
+  writes go through a small Lua script that stores a version only if it is larger (in absolute
+  value) than the cached one, so even the instant of the race above cannot show an older version;
+  a cached value larger than the database's (a restored backup) is corrected by the next bump.
+  Other backends have no such atomic write through Django's cache API: there, two bumps of one key
+  that commit at the same moment can show the older version for the time of one database read
+  (4 writers and 4 readers hammering one key on PostgreSQL see such reads through the generic
+  path, and none through Redis: ``test_no_reader_sees_a_version_older_than_a_finished_bump``).
+  Use Redis where that matters.
 - **Failures**: any cache exception is logged (warning, logger ``django_conditional``) and the
   database answers. A writer that cannot set falls back to deleting the keys; if that fails too,
   this process remembers the keys, never trusts their cached values, and deletes them as soon as
@@ -213,9 +222,17 @@ def _split(
 
 
 def _fill(cache: BaseCache, prefix: str, values: Mapping[str, int]) -> None:
-    # add, never set: a bump that committed after our database read has set a newer value.
+    # add (or Redis' monotonic set), never set: a bump that committed after our database read
+    # has set a newer value, which must stay.
     timeout = conf.VERSION_CACHE_TIMEOUT
     try:
+        shortcut = _redis(cache)
+        if shortcut is not None:
+            shortcut.set_max(
+                {prefix + k: v for k, v in values.items() if k not in _untrusted},
+                timeout,
+            )
+            return
         for key, value in values.items():
             if key not in _untrusted:
                 cache.add(prefix + key, value, timeout)
@@ -252,21 +269,74 @@ def _read_db(keys: Sequence[str], using: str | None = None) -> dict[str, int]:
     return values
 
 
-_NO_READER: Any = object()
-_READER_ATTR = "_django_conditional_mget"
+# Versions only grow in absolute value: a write that would lower the cached one is dropped, so
+# neither a slow bumper nor a reader that read the database before a commit moves it back.
+# Returns the values the keys hold afterwards.
+_SET_MAX = """
+local ttl = tonumber(ARGV[1])
+local result = {}
+for i, key in ipairs(KEYS) do
+  local new = tonumber(ARGV[i + 1])
+  local raw = redis.call('GET', key)
+  local old = raw and tonumber(raw)
+  if (not old) or math.abs(old) < math.abs(new) then
+    if ttl > 0 then
+      redis.call('SET', key, ARGV[i + 1], 'EX', ttl)
+    else
+      redis.call('SET', key, ARGV[i + 1])
+    end
+    result[i] = ARGV[i + 1]
+  else
+    result[i] = raw
+  end
+end
+return result
+"""
+
+_NO_REDIS: Any = object()
+_REDIS_ATTR = "_django_conditional_redis"
 
 
-def _redis_mget(cache: BaseCache) -> Callable[[list[str]], list[Any]] | None:
-    """``MGET`` on a client kept for this cache object, when it is Django's own ``RedisCache``.
+class _Redis:
+    """Django's ``RedisCache`` reached directly: ``MGET`` and a monotonic ``SET`` script on one
+    client kept per cache object (per thread), sharing the cache's connection pool, options and
+    key function. Django builds a new ``redis.Redis`` for every call (tens of µs, more than the
+    round trip itself)."""
 
-    Django's ``RedisCache`` builds a new ``redis.Redis`` client for every call (tens of µs, more
-    than the round trip); this one is built once per cache object (per thread) on the same
-    connection pool, so the pool, its options (timeouts) and the key function are those of the
-    cache. Other backends, or a custom client/serializer, use the cache API.
-    """
-    reader = cache.__dict__.get(_READER_ATTR, _NO_READER)
-    if reader is _NO_READER:
-        reader = None
+    def __init__(self, client: Any, make_key: Callable[[str], str]) -> None:
+        self.client = client
+        self.mget: Callable[[list[str]], list[Any]] = client.mget
+        self.script: Any = client.register_script(_SET_MAX)
+        self.make_key = make_key
+
+    def set_max(self, values: Mapping[str, int], timeout: int | None) -> dict[str, int]:
+        """Store each version unless the cache holds a larger one (one round trip); returns
+        what the cache holds afterwards."""
+        if not values or (timeout is not None and timeout <= 0):
+            return dict(values)  # Django's meaning of a timeout <= 0: do not cache
+        make_key = self.make_key
+        after = self.script(
+            keys=[make_key(key) for key in values],
+            args=[timeout or 0, *values.values()],
+        )
+        return {key: int(value) for key, value in zip(values, after, strict=True)}
+
+    def set_many(self, values: Mapping[str, int], timeout: int | None) -> None:
+        """Plain ``SET``s, in one pipeline (to move a value back down)."""
+        if timeout is not None and timeout <= 0:
+            return
+        pipeline = self.client.pipeline(transaction=False)
+        for key, value in values.items():
+            pipeline.set(self.make_key(key), value, ex=timeout)
+        pipeline.execute()
+
+
+def _redis(cache: BaseCache) -> _Redis | None:
+    """The shortcut for Django's own ``RedisCache`` (one server, its client and serializer);
+    None for any other backend, which is used through the cache API."""
+    found = cache.__dict__.get(_REDIS_ATTR, _NO_REDIS)
+    if found is _NO_REDIS:
+        found = None
         try:
             from django.core.cache.backends.redis import (
                 RedisCache,
@@ -284,18 +354,19 @@ def _redis_mget(cache: BaseCache) -> Callable[[list[str]], list[Any]] | None:
                 ):
                     get_pool: Any = getattr(client, "_get_connection_pool")  # noqa: B009
                     redis_class: Any = getattr(client, "_client")  # noqa: B009
-                    reader = redis_class(connection_pool=get_pool(write=False)).mget
+                    found = _Redis(
+                        redis_class(connection_pool=get_pool(write=True)),
+                        cache.make_key,
+                    )
         except Exception as exc:  # pragma: no cover - redis-py missing or changed
             _warn("client setup", exc)
-            reader = None
-        cache.__dict__[_READER_ATTR] = reader
-    found: Callable[[list[str]], list[Any]] | None = reader
-    return found
+            found = None
+        cache.__dict__[_REDIS_ATTR] = found
+    shortcut: _Redis | None = found
+    return shortcut
 
 
-def _from_redis(
-    cache: BaseCache, raw: list[Any], cache_keys: list[str]
-) -> dict[str, Any]:
+def _from_redis(raw: list[Any], cache_keys: list[str]) -> dict[str, Any]:
     cached: dict[str, Any] = {}
     for cache_key, value in zip(cache_keys, raw, strict=True):
         if value is not None:
@@ -307,25 +378,25 @@ def _from_redis(
 
 def _cache_get_many(cache: BaseCache, cache_keys: list[str]) -> Mapping[str, Any]:
     """The one cache round trip of a read: ``MGET`` (Redis) or ``cache.get_many``."""
-    mget = _redis_mget(cache)
-    if mget is None:
+    shortcut = _redis(cache)
+    if shortcut is None:
         return cache.get_many(cache_keys)
-    make_key = cache.make_key
-    return _from_redis(cache, mget([make_key(k) for k in cache_keys]), cache_keys)
+    make_key = shortcut.make_key
+    return _from_redis(shortcut.mget([make_key(k) for k in cache_keys]), cache_keys)
 
 
 async def _acache_get_many(
     cache: BaseCache, cache_keys: list[str]
 ) -> Mapping[str, Any]:
-    mget = _redis_mget(cache)
-    if mget is None:
+    shortcut = _redis(cache)
+    if shortcut is None:
         return await cache.aget_many(cache_keys)
-    make_key = cache.make_key
+    make_key = shortcut.make_key
     # redis-py's client is thread-safe: no need to queue behind the thread of sync code.
-    raw = await sync_to_async(mget, thread_sensitive=False)(
+    raw = await sync_to_async(shortcut.mget, thread_sensitive=False)(
         [make_key(k) for k in cache_keys]
     )
-    return _from_redis(cache, raw, cache_keys)
+    return _from_redis(raw, cache_keys)
 
 
 def get_many(keys: Iterable[str]) -> dict[str, int]:
@@ -523,6 +594,51 @@ def _uses_upsert(db: str) -> bool:
     return False
 
 
+def _set_and_verify(
+    cache: BaseCache,
+    prefix: str,
+    db: str,
+    committed: dict[str, int],
+    timeout: int | None,
+) -> None:
+    keys = list(committed)
+    cache.set_many({prefix + k: v for k, v in committed.items()}, timeout)
+    # A concurrent bump may have committed and set a newer value before our set landed:
+    # read the database and set what moved. Whatever commits after this read is followed
+    # by its own bumper's set, so the cache ends at the latest committed version (it may show
+    # the older one for the time of this read).
+    current = committed
+    for _round in range(3):
+        again = _read_db(keys, db)
+        moved = {k: v for k, v in again.items() if v != current[k]}
+        if not moved:
+            return
+        cache.set_many({prefix + k: v for k, v in moved.items()}, timeout)
+        current = again
+    cache.delete_many([prefix + k for k in keys])  # too busy: let readers refill
+
+
+def _set_max_and_check(
+    shortcut: _Redis,
+    prefix: str,
+    db: str,
+    committed: dict[str, int],
+    timeout: int | None,
+) -> None:
+    # Monotonic in Redis itself: an older value never overwrites a newer one, not even for an
+    # instant. A larger cached value is a concurrent newer bump, unless the database went back
+    # (a restored backup, a test's rolled-back transaction): then the database wins.
+    after = shortcut.set_max({prefix + k: v for k, v in committed.items()}, timeout)
+    ahead = [k for k in committed if after[prefix + k] != committed[k]]
+    if ahead:
+        now = _read_db(ahead, db)
+        behind = {
+            prefix + k: now[k] for k in ahead if abs(now[k]) < abs(after[prefix + k])
+        }
+        if behind:
+            shortcut.set_many(behind, timeout)
+
+
 def _publish(db: str, committed: dict[str, int]) -> None:
     """After commit: write the versions this bump committed to the cache, and announce them."""
     from django_conditional.signals import version_bumped
@@ -532,22 +648,11 @@ def _publish(db: str, committed: dict[str, int]) -> None:
     prefix = _prefix()
     timeout = conf.VERSION_CACHE_TIMEOUT
     try:
-        cache.set_many({prefix + k: v for k, v in committed.items()}, timeout)
-        # A concurrent bump may have committed and set a newer value before our set landed:
-        # read the database and set what moved. Whatever commits after this read is followed
-        # by its own bumper's set, so the cache ends at the latest committed version.
-        current = committed
-        for _round in range(3):
-            again = _read_db(keys, db)
-            moved = {k: v for k, v in again.items() if v != current[k]}
-            if not moved:
-                break
-            cache.set_many({prefix + k: v for k, v in moved.items()}, timeout)
-            current = again
+        shortcut = _redis(cache)
+        if shortcut is not None:
+            _set_max_and_check(shortcut, prefix, db, committed, timeout)
         else:
-            cache.delete_many(
-                [prefix + k for k in keys]
-            )  # too busy: let readers refill
+            _set_and_verify(cache, prefix, db, committed, timeout)
     except Exception as exc:  # the cache, or the database read, failed
         _warn("set_many", exc)
         try:

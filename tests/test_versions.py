@@ -30,6 +30,12 @@ def _clean_cache():
     versions._untrusted.clear()
 
 
+@pytest.fixture
+def generic_cache(monkeypatch):
+    """Use the cache API even on Django's RedisCache (the protocol every backend gets)."""
+    monkeypatch.setattr(versions, "_redis", lambda cache: None)
+
+
 def cached(key: str):
     return caches[conf.CACHE_ALIAS].get(versions._prefix() + key)
 
@@ -213,10 +219,10 @@ def test_warm_get_many_is_one_cache_call_and_no_query(
     cache = caches[conf.CACHE_ALIAS]
     # The one round trip: Redis MGET on Django's RedisCache, else the cache's get_many.
     spy: Any
-    mget = versions._redis_mget(cache)
-    if mget is not None:
-        round_trip = mock.Mock(wraps=mget)
-        spy = mock.patch.dict(cache.__dict__, {versions._READER_ATTR: round_trip})
+    shortcut = versions._redis(cache)
+    if shortcut is not None:
+        round_trip = mock.Mock(wraps=shortcut.mget)
+        spy = mock.patch.object(shortcut, "mget", round_trip)
     else:
         spy = mock.patch.object(cache, "get_many", wraps=cache.get_many)
     with (
@@ -228,7 +234,7 @@ def test_warm_get_many_is_one_cache_call_and_no_query(
     ):
         assert versions.get_many(keys) == dict.fromkeys(keys, 1)
     assert reads.call_count == 1
-    if mget is None:
+    if shortcut is None:
         round_trip = patched
     assert round_trip.call_count == 1
 
@@ -377,6 +383,7 @@ def test_reader_fill_never_overwrites_a_newer_bump(django_capture_on_commit_call
 
 @pytest.mark.django_db
 def test_writer_sets_again_when_a_concurrent_bump_moved_the_key(
+    generic_cache,
     django_capture_on_commit_callbacks,
 ):
     """Two bumpers whose cache writes land out of order: the read after the set repairs it."""
@@ -398,7 +405,7 @@ def test_writer_sets_again_when_a_concurrent_bump_moved_the_key(
 
 @pytest.mark.django_db
 def test_publish_with_the_database_unreadable_deletes(
-    django_capture_on_commit_callbacks, caplog
+    generic_cache, django_capture_on_commit_callbacks, caplog
 ):
     key = "o:testapp.author:1"
     assert versions.get(key) == 0
@@ -412,6 +419,7 @@ def test_publish_with_the_database_unreadable_deletes(
 
 @pytest.mark.django_db
 def test_writer_gives_up_setting_and_deletes_a_key_that_keeps_moving(
+    generic_cache,
     django_capture_on_commit_callbacks,
 ):
     key = "o:testapp.author:1"
@@ -458,7 +466,7 @@ def test_cache_down_on_read_uses_the_database(
 
 
 @pytest.mark.django_db
-def test_cache_failing_fill_is_logged(caplog):
+def test_cache_failing_fill_is_logged(generic_cache, caplog):
     cache = caches[conf.CACHE_ALIAS]
     with (
         mock.patch.object(cache, "add", _raise),
@@ -470,7 +478,7 @@ def test_cache_failing_fill_is_logged(caplog):
 
 @pytest.mark.django_db
 def test_cache_down_on_write_never_serves_the_old_value(
-    django_capture_on_commit_callbacks, caplog, django_assert_num_queries
+    generic_cache, django_capture_on_commit_callbacks, caplog, django_assert_num_queries
 ):
     key = versions.object_key(Author, 1)
     assert versions.get(key) == 0  # 0 is now cached
@@ -498,7 +506,7 @@ def test_cache_down_on_write_never_serves_the_old_value(
 
 
 @pytest.mark.django_db
-def test_repair_failing_keeps_keys_untrusted(caplog):
+def test_repair_failing_keeps_keys_untrusted(generic_cache, caplog):
     versions._untrusted.add("k")
     cache = caches[conf.CACHE_ALIAS]
     cache.set(versions._prefix() + "k", 5)
@@ -513,7 +521,7 @@ def test_repair_failing_keeps_keys_untrusted(caplog):
 
 @pytest.mark.django_db
 def test_cache_set_failing_falls_back_to_delete(
-    django_capture_on_commit_callbacks, caplog
+    generic_cache, django_capture_on_commit_callbacks, caplog
 ):
     key = versions.object_key(Author, 1)
     assert versions.get(key) == 0
@@ -530,7 +538,9 @@ def test_cache_set_failing_falls_back_to_delete(
 
 
 @pytest.mark.django_db
-def test_version_cache_timeout(settings, django_capture_on_commit_callbacks):
+def test_version_cache_timeout(
+    generic_cache, settings, django_capture_on_commit_callbacks
+):
     settings.CONDITIONAL_VERSION_CACHE_TIMEOUT = 60
     cache = caches[conf.CACHE_ALIAS]
     with (
@@ -591,16 +601,16 @@ def test_no_redis_shortcut_for_other_backends():
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     }
     with override_settings(CACHES=locmem):
-        assert versions._redis_mget(caches["default"]) is None
+        assert versions._redis(caches["default"]) is None
 
 
 @pytest.mark.redis
 @pytest.mark.django_db
 def test_redis_shortcut_reads_what_the_cache_wrote(django_capture_on_commit_callbacks):
     cache = caches[conf.CACHE_ALIAS]
-    mget = versions._redis_mget(cache)
-    assert mget is not None
-    assert versions._redis_mget(cache) is mget  # one client per cache object
+    shortcut = versions._redis(cache)
+    assert shortcut is not None
+    assert versions._redis(cache) is shortcut  # one client per cache object
     with django_capture_on_commit_callbacks(execute=True):
         versions.bump("a", "b")
     cache.set(versions._prefix() + "c", "pickled text")
@@ -630,7 +640,87 @@ def test_redis_custom_serializer_uses_the_cache_api(settings):
         }
     }
     with override_settings(CACHES=custom):
-        assert versions._redis_mget(caches["default"]) is None
+        assert versions._redis(caches["default"]) is None
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_redis_writes_never_lower_a_newer_version(django_capture_on_commit_callbacks):
+    key = "o:testapp.author:1"
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        versions.bump(key)  # ours commits 1...
+    # ...a concurrent bump commits 2 and its worker sets it first...
+    ResourceVersion.objects.filter(key=key).update(version=2)
+    shortcut = versions._redis(caches[conf.CACHE_ALIAS])
+    assert shortcut is not None
+    shortcut.set_max({versions._prefix() + key: 2}, None)
+    callbacks[0]()  # ...our late write of 1 is dropped by Redis itself
+    assert cached(key) == 2
+    # A reader that read the database before a commit cannot lower it either.
+    versions._fill(caches[conf.CACHE_ALIAS], versions._prefix(), {key: 1})
+    assert cached(key) == 2
+    assert shortcut.set_max({versions._prefix() + key: -3}, None) == {
+        versions._prefix() + key: -3
+    }
+    assert cached(key) == -3
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_redis_cache_ahead_of_the_database_is_corrected_by_a_bump(
+    django_capture_on_commit_callbacks,
+):
+    """A restored backup (or a test's rolled-back transaction) left the cache ahead."""
+    key = "o:testapp.author:1"
+    caches[conf.CACHE_ALIAS].set(versions._prefix() + key, 7)
+    assert versions.get(key) == 7  # nothing says otherwise until the next bump
+    with django_capture_on_commit_callbacks(execute=True):
+        assert versions.bump(key) == {key: 1}
+    assert cached(key) == 1
+    assert versions.get(key) == 1
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_redis_version_cache_timeout(settings, django_capture_on_commit_callbacks):
+    cache = caches[conf.CACHE_ALIAS]
+    shortcut = versions._redis(cache)
+    assert shortcut is not None
+    settings.CONDITIONAL_VERSION_CACHE_TIMEOUT = 60
+    with django_capture_on_commit_callbacks(execute=True):
+        versions.bump("a")
+    versions.get("b")  # a fill
+    for key in ("a", "b"):
+        assert 0 < shortcut.client.ttl(cache.make_key(versions._prefix() + key)) <= 60
+    settings.CONDITIONAL_VERSION_CACHE_TIMEOUT = None
+    with django_capture_on_commit_callbacks(execute=True):
+        versions.bump("c")
+    assert shortcut.client.ttl(cache.make_key(versions._prefix() + "c")) == -1
+    settings.CONDITIONAL_VERSION_CACHE_TIMEOUT = 0  # do not cache
+    with django_capture_on_commit_callbacks(execute=True):
+        versions.bump("d")
+    assert cached("d") is None
+    assert versions.get("d") == 1
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_redis_script_failing_falls_back_to_delete(
+    django_capture_on_commit_callbacks, caplog
+):
+    key = "o:testapp.author:1"
+    assert versions.get(key) == 0
+    shortcut = versions._redis(caches[conf.CACHE_ALIAS])
+    assert shortcut is not None
+    with (
+        mock.patch.object(shortcut, "script", _raise),
+        caplog.at_level(logging.WARNING, logger="django_conditional"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        versions.bump(key)
+    assert cached(key) is None
+    assert "cache set_many failed" in caplog.text
+    assert versions.get(key) == 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -732,3 +822,58 @@ def test_concurrent_bumps_are_atomic():
     assert errors == []
     assert ResourceVersion.objects.get(key=key).version == 40
     assert cached(key) == 40
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_no_reader_sees_a_version_older_than_a_finished_bump():
+    """Writers bump one key while readers read it: once a bump has returned, every read that
+    starts afterwards sees at least its version (what a 304 needs), on every thread."""
+    key = "o:testapp.author:1"
+    lock = threading.Lock()
+    published = [0]  # the largest version a finished bump returned
+    stale: list[tuple[int, int]] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def writer():
+        try:
+            for _ in range(40):
+                value = versions.bump(key)[key]
+                with lock:
+                    published[0] = max(published[0], value)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def reader():
+        try:
+            for _ in range(3000):
+                if done.is_set():
+                    break
+                with lock:
+                    floor = published[0]
+                seen = versions.get_many([key])[key]
+                if seen < floor:
+                    stale.append((seen, floor))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    writers = [threading.Thread(target=writer) for _ in range(4)]
+    readers = [threading.Thread(target=reader) for _ in range(4)]
+    for thread in readers + writers:
+        thread.start()
+    for thread in writers:
+        thread.join(timeout=120)
+    done.set()
+    for thread in readers:
+        thread.join(timeout=120)
+    assert errors == []
+    assert stale == []
+    assert published[0] == 160
+    assert versions.get(key) == 160
+    assert cached(key) == 160
