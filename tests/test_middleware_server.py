@@ -290,8 +290,11 @@ def test_304_sends_no_body_bytes_on_the_wire(server):
         assert answer.startswith(b"HTTP/1.1 200")
 
 
-def test_example_project_home_under_gunicorn(tmp_path):
-    """The example project (its settings list this middleware) answers GET, HEAD and their 304s."""
+def test_example_project_under_gunicorn(tmp_path):
+    """The example project (its settings list this middleware) answers GET, HEAD and their 304s.
+
+    ``/`` is tagged by a decorator; ``/about/`` is a plain view the middleware tags.
+    """
     process, port = start_gunicorn(
         "example_project.wsgi:application",
         "example_project.settings",
@@ -300,16 +303,19 @@ def test_example_project_home_under_gunicorn(tmp_path):
     )
     try:
         wait_until_listening(process, port)
-        url = f"http://127.0.0.1:{port}/"
-        get = curl(url)
-        head = curl(url, "--head")
-        assert get.status == 200
-        assert head.status == 200
-        assert get.headers["etag"] == head.headers["etag"]
-        for args in ([], ["--head"]):
-            response = curl(url, *args, "-H", f"If-None-Match: {get.headers['etag']}")
-            assert response.status == 304
-            assert response.body == b""
-            assert response.headers["etag"] == get.headers["etag"]
+        for path in ("/", "/about/"):
+            url = f"http://127.0.0.1:{port}{path}"
+            get = curl(url)
+            head = curl(url, "--head")
+            assert get.status == 200, path
+            assert head.status == 200, path
+            assert get.headers["etag"] == head.headers["etag"], path
+            for args in ([], ["--head"]):
+                response = curl(
+                    url, *args, "-H", f"If-None-Match: {get.headers['etag']}"
+                )
+                assert response.status == 304, path
+                assert response.body == b""
+                assert response.headers["etag"] == get.headers["etag"]
     finally:
         stop(process)
