@@ -32,10 +32,9 @@ from django.http import HttpRequest, HttpResponseBase
 from django.urls import Resolver404, resolve
 
 from django_conditional.conf import conf
-from django_conditional.evaluation import answer, evaluate_request, has_preconditions
+from django_conditional.evaluation import evaluate_request, has_preconditions
 from django_conditional.httpdate import parse_http_date
 from django_conditional.preconditions import (
-    ANY,
     IGNORING_METHODS,
     SAFE_METHODS,
     Evaluation,
@@ -44,6 +43,7 @@ from django_conditional.preconditions import (
 )
 from django_conditional.responses import (
     not_modified_like,
+    precondition_failed,
     precondition_required,
 )
 from django_conditional.sources.content import Hasher, get_hasher, response_etag
@@ -268,7 +268,7 @@ class ConditionalGetMiddleware:
         _release(current)
         evaluation = evaluate_request(request, validators)
         if evaluation.outcome is Outcome.PRECONDITION_FAILED:
-            return answer(request, evaluation, validators)
+            return precondition_failed(request, evaluation.decided_by, validators)
         return None
 
     def stale_partial(self, request: HttpRequest, response: HttpResponseBase) -> bool:
@@ -345,10 +345,8 @@ class ConditionalGetMiddleware:
             self.echo_weak_tag(request, evaluation, validators, not_modified)
             return not_modified
         if evaluation.outcome is Outcome.PRECONDITION_FAILED:
-            failed = answer(request, evaluation, validators)
-            if failed is not None:
-                _release(response)
-                return failed
+            _release(response)
+            return precondition_failed(request, evaluation.decided_by, validators)
         return response
 
     def echo_weak_tag(
@@ -375,8 +373,9 @@ class ConditionalGetMiddleware:
         ):
             return
         tags = parse_entity_tags(header, conf.MAX_LIST_MEMBERS)
-        if tags == ANY:
-            return
-        forms = {tag.weak for tag in tags if tag.tag == current.tag}
+        # ``tags`` is a tuple here: a header holding "W/" is not "*".
+        forms = {
+            tag.weak for tag in tags if isinstance(tag, ETag) and tag.tag == current.tag
+        }
         if forms == {True}:
             not_modified.headers["ETag"] = str(ETag(current.tag, weak=True))

@@ -82,6 +82,21 @@ def test_w004_beside_djangos_own():
 
 def test_unimportable_middleware_is_left_to_django():
     assert check_ids(MIDDLEWARE=["no.such.Middleware", MW]) == []
+    assert check_ids(MIDDLEWARE=[None, MW]) == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"CONDITIONAL_MAX_LIST_MEMBERS": 0}, "django_conditional.E001"),
+        ({"CONDITIONAL_MAX_LIST_MEMBERS": True}, "django_conditional.E001"),
+        ({"CONDITIONAL_CACHE_ALIAS": "nowhere"}, "django_conditional.E002"),
+        ({"CONDITIONAL_KEY_PREFIX": ""}, "django_conditional.E003"),
+        ({"CONDITIONAL_REMEMBER_HEADERS_TIMEOUT": -1}, "django_conditional.E004"),
+    ],
+)
+def test_core_setting_errors(overrides, expected):
+    assert check_ids(**overrides) == [expected]
 
 
 def test_warnings_carry_hints():

@@ -755,3 +755,40 @@ def test_matching_head_of_a_view_that_skips_its_body_gets_304(http):
     response = http("HEAD", "/head-special/", {"If-None-Match": tag})
     assert response.status_code == 304
     assert response["ETag"] == tag
+
+
+def test_content_sources_without_a_tag():
+    from django.http import FileResponse
+
+    from django_conditional.sources.content import file_etag, response_etag
+
+    assert response_etag(HttpResponse(b"x")) == content_etag(b"x")  # CONDITIONAL_HASH
+    assert file_etag(HttpResponse(b"x")) is None
+    assert file_etag(FileResponse(iter([b"chunk"]))) is None  # no file to stat
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "wb"), os.fdopen(read_end, "rb") as pipe:
+        assert file_etag(FileResponse(pipe)) is None  # not a regular file
+
+
+def test_head_keeps_no_tag_when_the_get_is_not_200(rf):
+    def view(request: HttpRequest) -> HttpResponse:
+        if request.method == "HEAD":
+            return HttpResponse(b"")
+        return HttpResponse("gone", status=404)
+
+    response = ConditionalGetMiddleware(view)(rf.head("/"))
+    assert response.status_code == 200
+    assert "ETag" not in response
+
+
+def test_head_copies_the_validators_a_get_sets_itself(rf):
+    def view(request: HttpRequest) -> HttpResponse:
+        if request.method == "HEAD":
+            return HttpResponse(b"")
+        response = HttpResponse("body")
+        response.headers["Last-Modified"] = "Sat, 01 Jan 2022 00:00:00 GMT"
+        return response
+
+    response = ConditionalGetMiddleware(view)(rf.head("/"))
+    assert response["Last-Modified"] == "Sat, 01 Jan 2022 00:00:00 GMT"
+    assert "ETag" not in response
