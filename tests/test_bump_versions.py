@@ -105,14 +105,19 @@ def test_invalid_primary_key_is_a_clear_error():
 
 def test_warns_that_a_local_memory_cache_is_private_to_the_process(settings):
     ArticleFactory.create()
+    settings.CACHES = {
+        **settings.CACHES,
+        "local": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "bump-versions-test",
+        },
+        "shared": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
+    }
+    settings.CONDITIONAL_CACHE_ALIAS = "local"
     err = StringIO()
     call_command("bump_versions", "blog.Article", stdout=StringIO(), stderr=err)
     assert "local-memory cache" in err.getvalue()
 
-    settings.CACHES = {
-        **settings.CACHES,
-        "shared": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
-    }
     settings.CONDITIONAL_CACHE_ALIAS = "shared"
     quiet = StringIO()
     call_command("bump_versions", "blog.Article", stdout=StringIO(), stderr=quiet)
