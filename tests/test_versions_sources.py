@@ -191,3 +191,21 @@ def test_versions_modified_moves_on_delete(django_capture_on_commit_callbacks):
     assert after is not None
     assert after >= first
     assert async_to_sync(timestamps.aversions_modified)([key]) == after
+
+
+def test_auto_salt_follows_the_project_package(settings, tmp_path, monkeypatch):
+    package = tmp_path / "salt_project"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "urls.py").write_text("urlpatterns = []\n")
+    views = package / "views.py"
+    views.write_text("def page(request): ...\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(apps, "get_app_configs", lambda: [])
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": []}]
+    settings.ROOT_URLCONF = "salt_project.urls"
+    first = auto_deploy_salt()
+    views.write_text("def page(request): return 1\n")
+    assert auto_deploy_salt() != first
+    settings.ROOT_URLCONF = "no_such_module_anywhere.urls"  # skipped, not fatal
+    assert isinstance(auto_deploy_salt(), str)

@@ -9,7 +9,8 @@ The deploy salt is, in order: the ``CONDITIONAL_DEPLOY_SALT`` setting; the ``CON
 environment variable (set it to the release id or commit sha in the deploy); else a hash computed
 once per process of the package versions of installed apps that live in site-packages and of the
 *contents* of every other installed app's Python files, templates and compiled translations, plus
-the ``TEMPLATES`` ``DIRS``. Contents, not modification times, so every worker and every host of
+the ``TEMPLATES`` ``DIRS`` and the Python files of the project package (the one holding the
+settings module and the root URLconf). Contents, not modification times, so every worker and every host of
 one deploy agree, and any change to the code or templates of the site changes it.
 """
 
@@ -108,6 +109,18 @@ def _distribution_versions() -> dict[str, str]:
     return found
 
 
+def _package_dir(name: str) -> str | None:
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return os.path.realpath(next(iter(spec.submodule_search_locations)))
+
+
 def _files(root: Path, suffixes: tuple[str, ...] | None) -> Iterator[Path]:
     for directory, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
@@ -141,6 +154,12 @@ def auto_deploy_salt() -> str:
     for backend in getattr(settings, "TEMPLATES", []):
         for directory in backend.get("DIRS", []):
             roots.append((Path(directory), None))
+    # The project package (settings, URLconf, views outside any app).
+    for module in {settings.SETTINGS_MODULE, getattr(settings, "ROOT_URLCONF", None)}:
+        if isinstance(module, str) and module:
+            package = _package_dir(module.partition(".")[0])
+            if package is not None and not package.startswith(site_dirs):
+                roots.append((Path(package), (".py", ".mo")))
     count = 0
     seen: set[Path] = set()
     for root, suffixes in roots:
