@@ -227,9 +227,7 @@ def _cached_or_fetch(
 
 @dataclass
 class _Batch:
-    keys: dict[str, bool] = field(
-        default_factory=dict
-    )  # key -> deleted; the last change wins
+    keys: dict[str, bool] = field(default_factory=dict)  # key -> deleted
 
     def add(self, keys: Iterable[str], deleted_key: str | None = None) -> None:
         # A deleted object stays deleted: a later bump in the batch comes from a child
