@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,6 +142,7 @@ class LoadResult:
     p99_ms: float
     requests: int
     errors: int
+    statuses: dict[int, int] = field(default_factory=dict)
 
 
 def wrk_path() -> str | None:
@@ -169,11 +170,26 @@ def _millis(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+# Count the status of every response (per wrk thread), printed by done() as "status CODE COUNT".
+_STATUS_COUNTER = """\
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) statuses = {} end
+function response(status, headers, body) statuses[status] = (statuses[status] or 0) + 1 end
+function done(summary, latency, requests)
+  for _, thread in ipairs(threads) do
+    for code, count in pairs(thread:get("statuses")) do
+      io.write(string.format("status %d %d\\n", code, count))
+    end
+  end
+end"""
+
+
 def _lua(method: str, headers: Mapping[str, str], body: bytes) -> str:
     def quote(text: str) -> str:
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
-    lines = [f"wrk.method = {quote(method)}"]
+    lines = [f"wrk.method = {quote(method)}", _STATUS_COUNTER]
     if body:
         lines.append(f"wrk.body = {quote(body.decode())}")
     for name, value in headers.items():
@@ -189,6 +205,7 @@ def run_wrk(
     body: bytes,
     duration: float,
     connections: int = CONNECTIONS,
+    expected: int | None = None,
 ) -> LoadResult:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_lua(method, headers, body))
@@ -212,20 +229,28 @@ def run_wrk(
         raise RuntimeError(
             f"wrk failed ({done.returncode}): {done.stdout}\n{done.stderr}"
         )
-    return parse_wrk(done.stdout)
+    return parse_wrk(done.stdout, expected)
 
 
-def parse_wrk(out: str) -> LoadResult:
-    """Requests/s, p50/p99 latency and errors from the output of ``wrk --latency``."""
+def parse_wrk(out: str, expected: int | None = None) -> LoadResult:
+    """Requests/s, p50/p99 latency, statuses and errors (responses whose status is not
+    ``expected``, connect errors and timeouts) from the output of ``wrk --latency``."""
     rps_match = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if rps_match is None:
         raise RuntimeError(f"wrk printed no Requests/sec: {out}")
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.MULTILINE))
     total = re.search(r"(\d+) requests in", out)
+    statuses = {
+        int(code): int(count)
+        for code, count in re.findall(r"^status (\d+) (\d+)$", out, re.MULTILINE)
+    }
     errors = 0
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if non_2xx:
-        errors += int(non_2xx.group(1))
+    if expected is not None and statuses:
+        errors += sum(count for code, count in statuses.items() if code != expected)
+    else:
+        non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        if non_2xx:
+            errors += int(non_2xx.group(1))
     socket_errors = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
     )
@@ -238,6 +263,7 @@ def parse_wrk(out: str) -> LoadResult:
         p99_ms=_millis(latency.get("99", "nan")),
         requests=int(total.group(1)) if total else 0,
         errors=errors,
+        statuses=statuses,
     )
 
 
@@ -249,22 +275,27 @@ def run_python(
     body: bytes,
     duration: float,
     connections: int = CONNECTIONS,
+    expected: int | None = None,
 ) -> LoadResult:
     """Fallback load generator: ``connections`` threads of http.client, a new connection per request
     (as a sync gunicorn worker closes each one). Far weaker than wrk: its own CPU competes."""
     latencies: list[float] = []
     errors = [0]
+    statuses: dict[int, int] = {}
     lock = threading.Lock()
     stop_at = time.monotonic() + duration
 
     def loop() -> None:
         mine: list[float] = []
+        seen: dict[int, int] = {}
         failed = 0
         while time.monotonic() < stop_at:
             start = time.perf_counter()
             try:
                 status, _, _ = request(port, method, path, headers, body)
-                if status >= 400:
+                seen[status] = seen.get(status, 0) + 1
+                unexpected = status >= 400 if expected is None else status != expected
+                if unexpected:
                     failed += 1
             except OSError:
                 failed += 1
@@ -272,6 +303,8 @@ def run_python(
         with lock:
             latencies.extend(mine)
             errors[0] += failed
+            for code, count in seen.items():
+                statuses[code] = statuses.get(code, 0) + count
 
     threads = [threading.Thread(target=loop) for _ in range(connections)]
     started = time.monotonic()
@@ -293,4 +326,5 @@ def run_python(
         p99_ms=pct(0.99),
         requests=len(latencies),
         errors=errors[0],
+        statuses=statuses,
     )

@@ -541,6 +541,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="1 round per case")
     parser.add_argument("--embedded-only", action="store_true")
+    parser.add_argument(
+        "--only", choices=["embedded", "postgres-redis"], help="run one configuration"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -570,6 +573,12 @@ def main(argv: list[str] | None = None) -> int:
             skipped.append(
                 "PostgreSQL + Redis: "
                 + "; ".join(r for r in (pg_reason, rd_reason) if r)
+            )
+    if args.only:
+        configurations = [c for c in configurations if c[0] == args.only]
+        if not configurations:
+            raise SystemExit(
+                f"bench: {args.only} cannot run here: {'; '.join(skipped)}"
             )
     results = [run_configuration(name, env, knobs) for name, env in configurations]
     elapsed = time.monotonic() - started

@@ -18,6 +18,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ROOT / "bench" / "profiles"
+WARM_REQUESTS = 12
 PROFILED = {
     "versioned-304": 3000,
     "django-cache-304": 3000,
@@ -117,7 +118,7 @@ def main(name: str, output: Path) -> None:
     env = {key: value for key, value in os.environ.items() if key.startswith("BENCH_")}
     env["DJANGO_SETTINGS_MODULE"] = "bench.benchproject.settings"
     env["PYTHONPATH"] = str(ROOT)
-    loads: dict[str, list[dict[str, float]]] = {}
+    loads: dict[str, list[dict[str, Any]]] = {}
     with load.gunicorn(env) as server:
         served: dict[str, str] = {}
         for case in read_cases:
@@ -129,6 +130,9 @@ def main(name: str, output: Path) -> None:
             headers = dict(case.headers)
             if case.conditional and case.etag_from:
                 headers[case.conditional] = served[case.etag_from]
+            plans[case.name] = (case, headers)
+            if case.writes:
+                continue  # a write moves the versions the reads were probed with
             status, _, _ = load.request(
                 server.port, case.method, case.path, headers, case.body
             )
@@ -136,7 +140,13 @@ def main(name: str, output: Path) -> None:
                 raise RuntimeError(
                     f"{case.name} under gunicorn: status {status}, expected {case.status}"
                 )
-            plans[case.name] = (case, headers)
+        # Warm both workers on every read case (imports, URLconf, templates, connections).
+        for case, headers in plans.values():
+            if not case.writes:
+                for _ in range(WARM_REQUESTS):
+                    load.request(
+                        server.port, case.method, case.path, headers, case.body
+                    )
         # Reads first (interleaved, shuffled per round); writes last, since they move versions.
         for group in (read_cases, write_cases):
             for round_index in range(rounds):
@@ -151,6 +161,7 @@ def main(name: str, output: Path) -> None:
                         headers,
                         case.body,
                         duration,
+                        expected=case.status,
                     )
                     loads.setdefault(case.name, []).append(
                         {
@@ -159,6 +170,10 @@ def main(name: str, output: Path) -> None:
                             "p99_ms": outcome.p99_ms,
                             "requests": outcome.requests,
                             "errors": outcome.errors,
+                            "statuses": {
+                                str(code): count
+                                for code, count in outcome.statuses.items()
+                            },
                         }
                     )
         gunicorn_log = server.log.read_text()[-2000:]
