@@ -184,6 +184,46 @@ def check_middleware(
     return messages
 
 
+# Cache backends whose content one process (or one host) does not share with the others.
+_LOCAL_CACHES = {
+    "django.core.cache.backends.locmem.LocMemCache": (
+        "is local to each process: a version bumped in one worker stays stale in the others, "
+        "which then answer 304 to validators that are no longer current."
+    ),
+    "django.core.cache.backends.filebased.FileBasedCache": (
+        "is shared only by processes on one host that use the same directory: workers on other "
+        "hosts keep stale versions and answer 304 to validators that are no longer current."
+    ),
+    "django.core.cache.backends.dummy.DummyCache": (
+        "stores nothing: every version is read from the database, so no 304 is free."
+    ),
+}
+
+
+def check_shared_cache(
+    app_configs: Sequence[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """W010: the version cache must be shared by every worker (Redis, Memcached, database)."""
+    alias = conf.CACHE_ALIAS
+    backend = settings.CACHES.get(alias, {}).get("BACKEND", "")
+    for path, problem in _LOCAL_CACHES.items():
+        if _is_subclass(backend, import_string(path)):
+            return [
+                Warning(
+                    f"CONDITIONAL_CACHE_ALIAS {alias!r} uses {backend}, which {problem}",
+                    hint=(
+                        "Use a cache every worker shares (Redis, Memcached or the database "
+                        "cache). A single-process deployment (runserver, one worker) may "
+                        "silence this with SILENCED_SYSTEM_CHECKS = "
+                        "['django_conditional.W010']."
+                    ),
+                    id="django_conditional.W010",
+                )
+            ]
+    return []
+
+
 def register_checks() -> None:
     register(Tags.compatibility)(check_settings)
     register(Tags.compatibility)(check_middleware)
+    register(Tags.caches)(check_shared_cache)

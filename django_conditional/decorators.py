@@ -13,11 +13,12 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import wraps
+from functools import lru_cache, wraps
 from inspect import isawaitable
 from typing import Any, TypeVar, cast
 
 from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
+from django.conf import settings
 from django.core.cache import caches
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.cache import patch_cache_control, patch_vary_headers
@@ -297,9 +298,18 @@ def _header_key(name: str) -> str:
     return "HTTP_" + name.upper().replace("-", "_")
 
 
+@lru_cache(maxsize=4)
+def _variant_key(secret: str) -> bytes:
+    return hashlib.blake2b(secret.encode(), digest_size=32).digest()
+
+
 def _variant_digest(values: Sequence[str]) -> str:
+    # Keyed with SECRET_KEY: whoever sees a per-user tag cannot test user ids against it.
     return hashlib.blake2b(
-        "\n".join(values).encode(), digest_size=6, person=b"dj-cond-vary"
+        "\n".join(values).encode(),
+        digest_size=6,
+        key=_variant_key(settings.SECRET_KEY),
+        person=b"dj-cond-vary",
     ).hexdigest()
 
 

@@ -6,7 +6,8 @@
 - ``versioned/<pk>/`` and ``versioned-async/<pk>/``: ``@versioned(Obj(Article))`` on the test app,
   with a fixed Last-Modified; PUT renames the article (atomic check and write).
 - ``required/<pk>/`` and ``required-async/<pk>/``: versioned without a date, If-Match required.
-- ``private/<pk>/``: a per-user versioned page.
+- ``private/<pk>/`` and ``private-async/<pk>/``: per-user versioned pages (with a per-user
+  ``Content-Location``).
 - ``range/``: the drop-in decorator in front of a view that honours ``Range: bytes=a-b``.
 - the example project's blog URLs (``/api/articles/<pk>/`` and the rest).
 """
@@ -14,6 +15,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, URLResolver, include, path
@@ -123,11 +125,23 @@ async def required_async(request: HttpRequest, pk: int) -> HttpResponse:
     return await _arename(request, pk, "required-async")
 
 
+def _private_page(user: Any) -> HttpResponse:
+    name = user.get_username() if user.is_authenticated else "anonymous"
+    response = HttpResponse(f"private page of {name}")
+    # Headers a 304 repeats (§15.4.5), here different for each user.
+    response.headers["Content-Location"] = f"/people/{name}/"
+    response.headers["Cache-Control"] = "max-age=60"
+    return response
+
+
 @versioned(Obj(Article), per_user=True)
 def private(request: HttpRequest, pk: int) -> HttpResponse:
-    user = request.user
-    name = user.get_username() if user.is_authenticated else "anonymous"
-    return HttpResponse(f"private page of {name}")
+    return _private_page(request.user)
+
+
+@versioned(Obj(Article), per_user=True)
+async def private_async(request: HttpRequest, pk: int) -> HttpResponse:
+    return _private_page(await request.auser())
 
 
 def _byte_range(header: str, size: int) -> tuple[int, int] | None:
@@ -165,6 +179,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("required/<int:pk>/", required),
     path("required-async/<int:pk>/", required_async),
     path("private/<int:pk>/", private),
+    path("private-async/<int:pk>/", private_async),
     path("range/", ranged),
     path("", include("example_project.blog.urls")),
 ]
