@@ -17,8 +17,8 @@ How the cache stays right across workers (no process-local copy of a version is 
 - **Readers** (``get_many``) make one ``get_many`` call; keys it misses are read from the database
   in one query and stored with ``add`` (only if absent), so a reader that read the database just
   before a bump committed can never overwrite the value the bumper set after its commit.
-- **Redis** (Django's ``RedisCache``): reads are one ``MGET`` on a client kept per cache object;
-  writes go through a small Lua script that stores a version only if it is larger (in absolute
+- **Redis** (Django's ``RedisCache``): reads are one ``MGET`` on a client kept per process
+  (``fastcache``; ``redis.asyncio`` in async code); writes go through a small Lua script that stores a version only if it is larger (in absolute
   value) than the cached one, so even the instant of the race above cannot show an older version;
   a cached value larger than the database's (a restored backup) is corrected by the next bump.
   Other backends have no such atomic write through Django's cache API: there, two bumps of one key
@@ -62,6 +62,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Abs
 from django.utils import timezone
 
+from django_conditional import fastcache
 from django_conditional.conf import conf
 
 if TYPE_CHECKING:
@@ -298,14 +299,12 @@ _REDIS_ATTR = "_django_conditional_redis"
 
 
 class _Redis:
-    """Django's ``RedisCache`` reached directly: ``MGET`` and a monotonic ``SET`` script on one
-    client kept per cache object (per thread), sharing the cache's connection pool, options and
-    key function. Django builds a new ``redis.Redis`` for every call (tens of µs, more than the
-    round trip itself)."""
+    """Writes to Django's ``RedisCache`` through a monotonic ``SET`` script, on one client kept
+    per cache object (per thread) sharing the cache's connection pool, options and key function.
+    (Reads go through ``fastcache``.)"""
 
     def __init__(self, client: Any, make_key: Callable[[str], str]) -> None:
         self.client = client
-        self.mget: Callable[[list[str]], list[Any]] = client.mget
         self.script: Any = client.register_script(_SET_MAX)
         self.make_key = make_key
 
@@ -366,37 +365,16 @@ def _redis(cache: BaseCache) -> _Redis | None:
     return shortcut
 
 
-def _from_redis(raw: list[Any], cache_keys: list[str]) -> dict[str, Any]:
-    cached: dict[str, Any] = {}
-    for cache_key, value in zip(cache_keys, raw, strict=True):
-        if value is not None:
-            # RedisSerializer stores ints as digits; anything else (pickled) is not ours.
-            with suppress(ValueError):
-                cached[cache_key] = int(value)
-    return cached
-
-
 def _cache_get_many(cache: BaseCache, cache_keys: list[str]) -> Mapping[str, Any]:
-    """The one cache round trip of a read: ``MGET`` (Redis) or ``cache.get_many``."""
-    shortcut = _redis(cache)
-    if shortcut is None:
-        return cache.get_many(cache_keys)
-    make_key = shortcut.make_key
-    return _from_redis(shortcut.mget([make_key(k) for k in cache_keys]), cache_keys)
+    """The one cache round trip of a read (``fastcache``: one ``MGET`` on Django's ``RedisCache``
+    pool, else ``cache.get_many``); only plain ``int`` values come back."""
+    return fastcache.get_ints(cache, cache_keys)
 
 
 async def _acache_get_many(
     cache: BaseCache, cache_keys: list[str]
 ) -> Mapping[str, Any]:
-    shortcut = _redis(cache)
-    if shortcut is None:
-        return await cache.aget_many(cache_keys)
-    make_key = shortcut.make_key
-    # redis-py's client is thread-safe: no need to queue behind the thread of sync code.
-    raw = await sync_to_async(shortcut.mget, thread_sensitive=False)(
-        [make_key(k) for k in cache_keys]
-    )
-    return _from_redis(raw, cache_keys)
+    return await fastcache.aget_ints(cache, cache_keys)
 
 
 def get_many(keys: Iterable[str]) -> dict[str, int]:
