@@ -14,7 +14,7 @@ primary key in the URL, not fetched.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from inspect import isawaitable
 from typing import Any
 
@@ -112,8 +112,10 @@ class Collection(Resource):
 def _as_keys(result: Any, origin: object) -> list[str]:
     if isinstance(result, str):
         return [result]
-    if isinstance(result, Iterable) and all(isinstance(key, str) for key in result):
-        return list(result)
+    if isinstance(result, Iterable) and not isinstance(result, (bytes, Mapping)):
+        keys = list(result)  # a generator is read once
+        if all(isinstance(key, str) for key in keys):
+            return keys
     raise TypeError(f"{origin!r} must return a key or a list of keys, not {result!r}.")
 
 

@@ -193,3 +193,17 @@ def test_method_not_allowed_is_not_versioned(client, article):
 def test_plain_view_without_resources_is_a_configuration_error(client):
     with pytest.raises(ImproperlyConfigured, match="version_resources"):
         client.get("/cbv/unversioned/")
+
+
+def test_default_resources(rf):
+    from django_conditional.resources import Collection, Obj
+    from tests.testapp import views
+
+    listing = views.ArticleListByQueryset()
+    (resource,) = listing.get_version_resources()
+    assert isinstance(resource, Collection) and resource.model is Article
+    detail = views.ArticleDetail()
+    (resource,) = detail.get_version_resources()
+    assert isinstance(resource, Obj) and resource.url_kwarg == "pk"
+    with pytest.raises(ImproperlyConfigured, match="model or queryset"):
+        views.DetailWithoutModel().get_version_resources()

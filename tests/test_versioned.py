@@ -505,3 +505,38 @@ def test_real_redis_unreachable_answers_from_the_database(
     with django_capture_on_commit_callbacks(execute=True):
         Article.objects.filter(pk=article.pk).update(title="Two")
     assert client.get(url, headers={"If-None-Match": tag}).status_code == 200
+
+
+def test_user_id_sources(rf):
+    from django.contrib.auth.models import AnonymousUser
+
+    from django_conditional.decorators import auser_id, user_id
+
+    request = rf.get("/")
+    assert user_id(request) == ""  # no session at all
+    assert async_to_sync(auser_id)(request) == ""
+    request._cached_user = AnonymousUser()  # type: ignore[attr-defined]
+    assert user_id(request) == ""
+    loaded = User(pk=7, username="seven")
+    request._cached_user = loaded  # type: ignore[attr-defined]
+    assert user_id(request) == "7"
+    assert async_to_sync(auser_id)(request) == "7"
+
+
+def test_resource_reprs_and_key_functions(rf):
+    from django_conditional.resources import Function, as_resources
+
+    assert "Obj(" in repr(Obj(Article))
+    assert "Collection(" in repr(Collection(Article, "by_author", author="pk"))
+
+    async def akeys(request):
+        return "o:x:1"
+
+    function = Function(akeys)
+    assert "Function(" in repr(function)
+    assert function.keys(rf.get("/"), (), {}) == ["o:x:1"]  # awaited for a sync view
+    generated = Function(lambda request: (key for key in ["a", "b"]))
+    assert generated.keys(rf.get("/"), (), {}) == ["a", "b"]
+    assert async_to_sync(generated.akeys)(rf.get("/"), (), {}) == ["a", "b"]
+    with pytest.raises(TypeError):
+        as_resources([])

@@ -436,3 +436,18 @@ def test_concurrent_writes_with_the_same_if_match(path):
     assert {etag for status, etag in results.values() if status == 412} == {
         results[winner][1]
     }
+
+
+def test_a_write_that_changes_nothing_gets_no_etag(client, article):
+    path = f"/noop/{article.pk}/"
+    tag = current_etag(client, path)
+    response = client.post(path, headers={"If-Match": tag})
+    assert response.status_code == 200
+    assert "ETag" not in response.headers
+    assert CALLS["article_noop"] == 2
+
+
+def test_require_precondition_for_named_methods(client, article):
+    path = f"/post-required/{article.pk}/"
+    assert client.post(path, "{}", content_type="application/json").status_code == 428
+    assert put(client, path, {"title": "x"}).status_code == 200

@@ -22,6 +22,8 @@ urlpatterns = [
     path("async-many/<int:count>/", views.amany),
     path("async-keys/<int:pk>/", views.article_async_keys),
     path("wrong-kwarg/<int:pk>/", views.wrong_kwarg),
+    path("noop/<int:pk>/", views.article_noop),
+    path("post-required/<int:pk>/", views.article_post_required),
     path("cbv/articles/", views.ArticleList.as_view()),
     path("cbv/articles/<int:pk>/", views.ArticleDetail.as_view()),
     path("cbv/articles/<int:pk>/edit/", views.ArticleUpdate.as_view()),

@@ -177,6 +177,18 @@ async def article_async_keys(request: HttpRequest, pk: int) -> HttpResponseBase:
     return HttpResponse("ok")
 
 
+@versioned(Obj(Article))
+def article_noop(request: HttpRequest, pk: int) -> HttpResponseBase:
+    # A write that changes nothing (validates, then declines): no new version, no ETag.
+    CALLS["article_noop"] += 1
+    return JsonResponse({"changed": False})
+
+
+@versioned(Obj(Article), require_precondition=("post",))
+def article_post_required(request: HttpRequest, pk: int) -> HttpResponseBase:
+    return _article_view("article_post_required", request, pk)
+
+
 @versioned(Obj(Article, url_kwarg="article_pk"))
 def wrong_kwarg(request: HttpRequest, pk: int) -> HttpResponseBase:
     return HttpResponse("never")
@@ -261,6 +273,14 @@ class AsyncArticle(VersionedMixin, View):
         _apply(found, request)
         await found.asave()
         return HttpResponse(found.title)
+
+
+class ArticleListByQueryset(VersionedMixin, ListView):  # type: ignore[type-arg]
+    queryset = Article.objects.filter(title__startswith="O")
+
+
+class DetailWithoutModel(VersionedMixin, DetailView):  # type: ignore[type-arg]
+    pass
 
 
 class Unversioned(VersionedMixin, View):
