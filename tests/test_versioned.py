@@ -515,10 +515,10 @@ def test_user_id_sources(rf):
     request = rf.get("/")
     assert user_id(request) == ""  # no session at all
     assert async_to_sync(auser_id)(request) == ""
-    request._cached_user = AnonymousUser()  # type: ignore[attr-defined]
+    request._cached_user = AnonymousUser()
     assert user_id(request) == ""
     loaded = User(pk=7, username="seven")
-    request._cached_user = loaded  # type: ignore[attr-defined]
+    request._cached_user = loaded
     assert user_id(request) == "7"
     assert async_to_sync(auser_id)(request) == "7"
 

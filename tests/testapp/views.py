@@ -275,11 +275,11 @@ class AsyncArticle(VersionedMixin, View):
         return HttpResponse(found.title)
 
 
-class ArticleListByQueryset(VersionedMixin, ListView):  # type: ignore[type-arg]
+class ArticleListByQueryset(VersionedMixin, ListView):
     queryset = Article.objects.filter(title__startswith="O")
 
 
-class DetailWithoutModel(VersionedMixin, DetailView):  # type: ignore[type-arg]
+class DetailWithoutModel(VersionedMixin, DetailView):
     pass
 
 
