@@ -176,6 +176,10 @@ def conditional_view(
     declared = dict(headers or {})
     identity = remembered.view_id(view)
 
+    def memo_key(request: HttpRequest, resolved: Resolved) -> str:
+        token = remembered.validator_token(resolved.validators)
+        return remembered.memo_key(identity, request, token)
+
     def should_remember(request: HttpRequest, response: HttpResponseBase) -> bool:
         return (
             conf.REMEMBER_HEADERS
@@ -198,7 +202,7 @@ def conditional_view(
                     and conf.REMEMBER_HEADERS
                 ):
                     remembered_headers = await remembered.arecall(
-                        remembered.memo_key(identity, request)
+                        memo_key(request, resolved)
                     )
                 early = answer(
                     request,
@@ -211,9 +215,7 @@ def conditional_view(
             response: HttpResponseBase = await view(request, *args, **kwargs)
             source.finish(request, response, resolved)
             if should_remember(request, response):
-                await remembered.aremember(
-                    remembered.memo_key(identity, request), response
-                )
+                await remembered.aremember(memo_key(request, resolved), response)
             return response
 
         return cast(_View, _guarded(wraps(view)(_async_view)))
@@ -228,9 +230,7 @@ def conditional_view(
                 and remembered_headers is None
                 and conf.REMEMBER_HEADERS
             ):
-                remembered_headers = remembered.recall(
-                    remembered.memo_key(identity, request)
-                )
+                remembered_headers = remembered.recall(memo_key(request, resolved))
             early = answer(
                 request,
                 evaluation,
@@ -242,7 +242,7 @@ def conditional_view(
         response: HttpResponseBase = view(request, *args, **kwargs)
         source.finish(request, response, resolved)
         if should_remember(request, response):
-            remembered.remember(remembered.memo_key(identity, request), response)
+            remembered.remember(memo_key(request, resolved), response)
         return response
 
     return cast(_View, _guarded(wraps(view)(_view)))
@@ -531,7 +531,9 @@ class VersionedSource(ValidatorSource):
             and request.method in SAFE_METHODS
             and has_preconditions(request)
         ):
-            return remembered.memo_key(self.view_id, request)
+            token = remembered.request_token(request)
+            if token is not None:
+                return remembered.memo_key(self.view_id, request, token)
         return None
 
     def _headers(self, memo: Any) -> dict[str, str]:

@@ -162,7 +162,7 @@ def accepts_coding(accept_encoding: str | None, coding: str, max_members: int) -
     return star
 
 
-def _decoded(tag: ETag, codings: tuple[str, ...]) -> ETag | None:
+def decoded_tag(tag: ETag, codings: tuple[str, ...]) -> ETag | None:
     """The tag of the identity representation when ``tag`` carries a content-coding suffix."""
     for coding in codings:
         if tag.tag.endswith(coding) and tag.tag[-len(coding) - 1 : -len(coding)] == "-":
@@ -183,7 +183,7 @@ def _if_match_passes(
     for tag in tags:
         if tag.strong_match(current):
             return True
-        decoded = _decoded(tag, codings)
+        decoded = decoded_tag(tag, codings)
         if decoded is not None and decoded.strong_match(current):
             return True
     return False
@@ -206,7 +206,7 @@ def _if_none_match_passes(
     for tag in tags:
         if tag.weak_match(current):
             return False
-        decoded = _decoded(tag, CONTENT_CODINGS)
+        decoded = decoded_tag(tag, CONTENT_CODINGS)
         if (
             decoded is not None
             and decoded.weak_match(current)

@@ -19,6 +19,13 @@ from django.http import HttpRequest, HttpResponseBase
 
 from django_conditional.conf import conf
 from django_conditional.httpdate import format_http_date, parse_http_date
+from django_conditional.preconditions import (
+    ANY,
+    CONTENT_CODINGS,
+    decoded_tag,
+    parse_entity_tags,
+)
+from django_conditional.validators import Validators
 
 logger = logging.getLogger(__name__)
 REMEMBERED_HEADERS: Final = ("Cache-Control", "Content-Location", "Vary")
@@ -29,11 +36,42 @@ _last_written: dict[str, tuple[dict[str, Any], float]] = {}
 _LAST_WRITTEN_MAX: Final = 4096
 
 
-def memo_key(view_id: str, request: HttpRequest) -> str:
+def memo_key(view_id: str, request: HttpRequest, token: str) -> str:
+    """Where the headers of one representation of a view's URL are remembered.
+
+    ``token`` names the representation (``validator_token``): per-user and per-language
+    variants have distinct validators, so one variant's 304 never gets another's headers.
+    """
     digest = hashlib.md5(
-        f"{view_id}\n{request.get_full_path()}".encode(), usedforsecurity=False
+        f"{view_id}\n{request.get_full_path()}\n{token}".encode(), usedforsecurity=False
     ).hexdigest()
     return f"{conf.KEY_PREFIX}:headers:{digest}"
+
+
+def validator_token(validators: Validators) -> str:
+    """The representation ``validators`` describe: its opaque-tag, else its Last-Modified second."""
+    if validators.etag is not None:
+        return f"e{validators.etag.tag}"
+    if validators.last_modified is not None:
+        return f"d{int(validators.last_modified.timestamp())}"
+    return ""
+
+
+def request_token(request: HttpRequest) -> str | None:
+    """The token of the representation a revalidating client holds (its first ``If-None-Match`` tag).
+
+    Lets a caller fetch remembered headers before it knows the current validators; on a 304 the
+    client's tag is the current one. A content-coding suffix (``"v3-gzip"``) is set aside, as the
+    headers are remembered before compression.
+    """
+    header = request.META.get("HTTP_IF_NONE_MATCH")
+    if not header:
+        return None
+    tags = parse_entity_tags(header, 1)
+    if tags == ANY or not tags:
+        return None
+    tag = tags[0]
+    return f"e{(decoded_tag(tag, CONTENT_CODINGS) or tag).tag}"
 
 
 def view_id(view: Any) -> str:
@@ -66,9 +104,12 @@ def capture(response: HttpResponseBase) -> dict[str, Any]:
     return memo
 
 
-def restore(memo: Any) -> dict[str, str]:
-    """Headers to put on a 304 from a remembered ``memo`` (whatever the cache returned)."""
+def restore(memo: Any, key: str | None = None) -> dict[str, str]:
+    """Headers to put on a 304 from a remembered ``memo`` (whatever the cache returned for ``key``)."""
     if not isinstance(memo, dict):
+        if key is not None:
+            # Evicted or flushed: let the next 200 of this worker write it again.
+            _last_written.pop(key, None)
         return {}
     headers = {name: value for name, value in memo.items() if isinstance(value, str)}
     offset = memo.get(_EXPIRES_OFFSET)
@@ -102,6 +143,7 @@ def remember(key: str, response: HttpResponseBase) -> None:
         try:
             caches[conf.CACHE_ALIAS].set(key, memo, conf.REMEMBER_HEADERS_TIMEOUT)
         except Exception:  # the cache is an optimisation: never fail a response for it
+            _last_written.pop(key, None)
             logger.warning("Could not remember headers in the cache", exc_info=True)
 
 
@@ -113,12 +155,13 @@ async def aremember(key: str, response: HttpResponseBase) -> None:
                 key, memo, conf.REMEMBER_HEADERS_TIMEOUT
             )
         except Exception:
+            _last_written.pop(key, None)
             logger.warning("Could not remember headers in the cache", exc_info=True)
 
 
 def recall(key: str) -> dict[str, str]:
     try:
-        return restore(caches[conf.CACHE_ALIAS].get(key))
+        return restore(caches[conf.CACHE_ALIAS].get(key), key)
     except Exception:
         logger.warning(
             "Could not read remembered headers from the cache", exc_info=True
@@ -128,7 +171,7 @@ def recall(key: str) -> dict[str, str]:
 
 async def arecall(key: str) -> dict[str, str]:
     try:
-        return restore(await caches[conf.CACHE_ALIAS].aget(key))
+        return restore(await caches[conf.CACHE_ALIAS].aget(key), key)
     except Exception:
         logger.warning(
             "Could not read remembered headers from the cache", exc_info=True

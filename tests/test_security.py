@@ -272,14 +272,6 @@ def test_per_user_304_keeps_cache_control_private(
 
 @pytest.mark.urls("tests.urls_hostile")
 @pytest.mark.parametrize(("template", "is_async"), PRIVATE)
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "remembered headers are keyed by view and URL only (remembered.memo_key), not by the "
-        "variant: a per-user 304 repeats the Content-Location another user's 200 set; "
-        "reported to the lead"
-    ),
-)
 def test_per_user_304_never_carries_another_users_headers(
     people: dict[str, Any], template: str, is_async: bool
 ) -> None:
