@@ -143,8 +143,10 @@ def reset_version_cache() -> None:
     tests, the cache is not: a version read from it would belong to a previous test)."""
     from django.core.cache import caches
 
-    from django_conditional import versions
+    from django_conditional import remembered, versions
     from django_conditional.conf import conf
 
     caches[conf.CACHE_ALIAS].clear()
     versions._untrusted.clear()
+    # This process's record of the headers it wrote to the cache, which was just emptied.
+    remembered._last_written.clear()
