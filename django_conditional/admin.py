@@ -79,6 +79,8 @@ class ResourceVersionAdmin(_Base):
             return str(obj.name or _("(all)"))
         model = obj.content_type.model_class() if obj.content_type else None
         label = f"#{obj.object_pk}"
+        if obj.version < 0:
+            return f"{label} ({_('deleted')})"
         if model is None or not self.admin_site.is_registered(model):
             return label
         opts = model._meta

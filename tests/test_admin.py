@@ -191,6 +191,7 @@ def test_bump_action_changes_the_etag_seen_by_the_next_request(admin_client_):
 def test_bump_selected_keeps_a_deleted_object_deleted(admin_client_):
     article = ArticleFactory.create()
     key = versions.object_key(article)
+    article_pk = article.pk
     article.delete()
     before = row(key).version
     assert before < 0
@@ -202,6 +203,9 @@ def test_bump_selected_keeps_a_deleted_object_deleted(admin_client_):
 
     assert row(key).version == before - 1
     assert versions.get(key) == before - 1
+    page = admin_client_.get(reverse(CHANGELIST), {"q": key}).content.decode()
+    assert f"#{article_pk} (deleted)" in page
+    assert reverse("admin:blog_article_change", args=[article_pk]) not in page
 
 
 def test_bump_collections_action_changes_the_list_etag(admin_client_):
