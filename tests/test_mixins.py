@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.test import AsyncClient, Client
@@ -11,7 +10,7 @@ from django.test import AsyncClient, Client
 from django_conditional import versions
 from tests.testapp.models import Article, Author
 from tests.testapp.views import CALLS
-from tests.versioned_support import clear_version_cache, count_cache_calls
+from tests.versioned_support import clear_version_cache, count_cache_calls, run_async
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.urls_versioned")]
 
@@ -143,25 +142,23 @@ def test_plain_view_with_declared_resources(
 def test_async_view_get_and_put(article, django_assert_num_queries):
     client = AsyncClient()
     path = f"/cbv/async/{article.pk}/"
-    first = async_to_sync(client.get)(path)
+    first = run_async(client.get)(path)
     assert first.status_code == 200
     assert first.content == b"One"
     with django_assert_num_queries(0), count_cache_calls() as cache_calls:
-        second = async_to_sync(client.get)(
-            path, headers={"If-None-Match": first["ETag"]}
-        )
+        second = run_async(client.get)(path, headers={"If-None-Match": first["ETag"]})
     assert second.status_code == 304
     assert cache_calls.round_trips == 1
     assert CALLS["AsyncArticle"] == 1
     # require_precondition = True on the class.
-    missing = async_to_sync(client.put)(path, '{"title": "x"}', "application/json")
+    missing = run_async(client.put)(path, '{"title": "x"}', "application/json")
     assert missing.status_code == 428
-    stale = async_to_sync(client.put)(
+    stale = run_async(client.put)(
         path, '{"title": "x"}', "application/json", headers={"If-Match": '"old"'}
     )
     assert stale.status_code == 412
     assert CALLS["AsyncArticle.put"] == 0
-    done = async_to_sync(client.put)(
+    done = run_async(client.put)(
         path,
         '{"title": "Async"}',
         "application/json",

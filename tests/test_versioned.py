@@ -13,7 +13,7 @@ from django_conditional.decorators import VersionedSource, versioned
 from django_conditional.resources import Collection, Obj
 from tests.testapp.models import Article, Author, Comment
 from tests.testapp.views import CALLS
-from tests.versioned_support import clear_version_cache, count_cache_calls
+from tests.versioned_support import clear_version_cache, count_cache_calls, run_async
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.urls_versioned")]
 
@@ -37,7 +37,7 @@ def article(django_capture_on_commit_callbacks) -> Article:
 
 
 def aget(path: str, **headers: str):
-    return async_to_sync(AsyncClient().get)(path, headers=headers)
+    return run_async(AsyncClient().get)(path, headers=headers)
 
 
 def revalidate(client: Client, path: str, **headers: str):
@@ -368,10 +368,10 @@ def test_per_user_async(article):
     client = AsyncClient()
     client.force_login(ada)
     path = f"/async-private/{article.pk}/"
-    first = async_to_sync(client.get)(path)
+    first = run_async(client.get)(path)
     anonymous = aget(path)
     assert first.headers["ETag"] != anonymous.headers["ETag"]
-    second = async_to_sync(client.get)(
+    second = run_async(client.get)(
         path, headers={"If-None-Match": first.headers["ETag"]}
     )
     assert second.status_code == 304
@@ -469,9 +469,7 @@ def test_cache_down_answers_from_the_database(
         mock.patch.object(fastcache, "aget_many", _broken),
     ):
         send = (
-            client.get
-            if path.startswith("/articles")
-            else async_to_sync(AsyncClient().get)
+            client.get if path.startswith("/articles") else run_async(AsyncClient().get)
         )
         assert send(url, headers={"If-None-Match": tag}).status_code == 304
         with django_capture_on_commit_callbacks(execute=True):

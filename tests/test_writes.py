@@ -7,7 +7,6 @@ import threading
 from unittest import mock
 
 import pytest
-from asgiref.sync import async_to_sync
 from django.core.cache import caches
 from django.db import connection, connections
 from django.test import AsyncClient, Client
@@ -17,7 +16,7 @@ from django_conditional.conf import conf
 from django_conditional.httpdate import format_http_date
 from tests.testapp.models import Article, Author
 from tests.testapp.views import CALLS, WRITE_DELAY
-from tests.versioned_support import clear_version_cache
+from tests.versioned_support import clear_version_cache, run_async
 
 pytestmark = pytest.mark.urls("tests.urls_versioned")
 
@@ -236,7 +235,7 @@ def test_a_failing_view_rolls_back_the_write_and_the_bump(client, article):
     before = versions.get(key)
     tag = current_etag(client, path)
     with pytest.raises(RuntimeError):
-        async_to_sync(AsyncClient().put)(
+        run_async(AsyncClient().put)(
             f"{path}?fail=1",
             json.dumps({"title": "Lost"}),
             content_type="application/json",
@@ -350,7 +349,7 @@ def test_site_policy_methods_on_a_view(client, article, settings):
 
 
 def aput(path: str, data: dict[str, str], **headers: str):
-    return async_to_sync(AsyncClient().put)(
+    return run_async(AsyncClient().put)(
         path, json.dumps(data), content_type="application/json", headers=headers
     )
 
@@ -376,7 +375,7 @@ def test_async_delete(client, article, django_capture_on_commit_callbacks):
     path = f"/async/{article.pk}/"
     tag = current_etag(client, path)
     with django_capture_on_commit_callbacks(execute=True):
-        response = async_to_sync(AsyncClient().delete)(path, headers={"If-Match": tag})
+        response = run_async(AsyncClient().delete)(path, headers={"If-Match": tag})
     assert response.status_code == 204
     assert not Article.objects.filter(pk=article.pk).exists()
 

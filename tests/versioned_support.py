@@ -8,6 +8,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 from unittest import mock
 
+from asgiref.sync import async_to_sync
 from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
 
@@ -130,3 +131,13 @@ def _counted(counter: CacheCalls, name: str, original: Any) -> Any:
 def clear_version_cache() -> None:
     caches[conf.CACHE_ALIAS].clear()
     versions._untrusted.clear()
+
+
+def run_async(method: Any) -> Any:
+    """``async_to_sync`` for ``AsyncClient`` methods, which are plain functions returning a
+    coroutine on Django 4.2 (asgiref warns about those)."""
+
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        return await method(*args, **kwargs)
+
+    return async_to_sync(call)

@@ -228,7 +228,7 @@ class ArticleUpdate(VersionedMixin, _Text, UpdateView):  # type: ignore[misc]
     success_url = "/done/"
 
     def text(self, context: dict[str, Any]) -> str:
-        return str(context["form"])
+        return str(context["form"].as_div())
 
 
 class ArticleDelete(VersionedMixin, DeleteView):
