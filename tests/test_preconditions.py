@@ -365,13 +365,20 @@ def test_if_match_recognises_a_coding_suffix() -> None:
 
 
 def test_if_none_match_coding_suffix_only_for_requests_that_get_that_coding() -> None:
-    gzip = {"accept_encoding": "gzip, deflate"}
-    assert run("GET", if_none_match='"v1-gzip"', **gzip) == NOT_MODIFIED_INM
-    assert run("GET", if_none_match='W/"v1-gzip"', **gzip) == NOT_MODIFIED_INM
+    gzip = "gzip, deflate"
+    assert (
+        run("GET", if_none_match='"v1-gzip"', accept_encoding=gzip) == NOT_MODIFIED_INM
+    )
+    assert (
+        run("GET", if_none_match='W/"v1-gzip"', accept_encoding=gzip)
+        == NOT_MODIFIED_INM
+    )
     assert run("GET", if_none_match='"v1-gzip"') == PROCEED  # identity request
-    assert run("GET", if_none_match='"v1-br"', **gzip) == PROCEED
-    assert run("GET", if_none_match='"v0-gzip"', **gzip) == PROCEED
-    assert run("GET", NO_ETAG, if_none_match='"v1-gzip"', **gzip) == PROCEED
+    assert run("GET", if_none_match='"v1-br"', accept_encoding=gzip) == PROCEED
+    assert run("GET", if_none_match='"v0-gzip"', accept_encoding=gzip) == PROCEED
+    assert (
+        run("GET", NO_ETAG, if_none_match='"v1-gzip"', accept_encoding=gzip) == PROCEED
+    )
 
 
 @pytest.mark.parametrize(
