@@ -322,8 +322,6 @@ class _Redis:
 
     def set_many(self, values: Mapping[str, int], timeout: int | None) -> None:
         """Plain ``SET``s, in one pipeline (to move a value back down)."""
-        if timeout is not None and timeout <= 0:
-            return
         pipeline = self.client.pipeline(transaction=False)
         for key, value in values.items():
             pipeline.set(self.make_key(key), value, ex=timeout)
