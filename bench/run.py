@@ -6,7 +6,11 @@ runs in its own process (bench/worker.py): seed, count queries and cache round t
 in process, then load gunicorn (2 sync workers) with wrk, cases interleaved round by round.
 Prints a table of ratios (medians of per-round ratios) and writes bench/RESULTS.md.
 
-Options: ``--quick`` (1 round of 1 s, for a look), ``--embedded-only``.
+The PostgreSQL run uses a database of its own (``bench_conditional``, created on that server), the
+Redis run a database of its own (``BENCH_REDIS_DB``, default 15, on that server): test suites
+flush theirs while they run.
+
+Options: ``--quick`` (1 round per case), ``--embedded-only``, ``--only NAME``.
 Environment: ``BENCH_ROUNDS`` (5), ``BENCH_DURATION`` (1 s per wrk run), ``BENCH_NUMBER`` (500).
 """
 
@@ -37,7 +41,9 @@ from bench import load  # noqa: E402
 RESULTS = ROOT / "bench" / "RESULTS.md"
 WORKER_TIMEOUT = 330  # seconds per configuration; the whole run stays under 10 minutes
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/test"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/8"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# The benchmark's own Redis database on that server (test suites FLUSHDB theirs while they run).
+BENCH_REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "15"))
 BENCH_DATABASE = "bench_conditional"
 SIZES = ("1k", "20k", "200k")
 TOLERANCE = (
@@ -90,8 +96,8 @@ def postgres_url() -> tuple[str | None, str]:
 
 
 def redis_url() -> tuple[str | None, str]:
-    url = os.environ.get("REDIS_URL", "").strip() or DEFAULT_REDIS_URL
-    parts = urlsplit(url)
+    parts = urlsplit(os.environ.get("REDIS_URL", "").strip() or DEFAULT_REDIS_URL)
+    url = urlunsplit(parts._replace(path=f"/{BENCH_REDIS_DB}"))
     if not _answers(parts.hostname or "127.0.0.1", parts.port or 6379):
         return None, f"Redis does not answer at {parts.hostname}:{parts.port or 6379}"
     try:

@@ -35,6 +35,8 @@ def _env_number(name: str, default: float) -> float:
 
 def main(name: str, output: Path) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.benchproject.settings")
+    # Its timer-overhead warning fires on a busy machine; the profiles are relative anyway.
+    os.environ.setdefault("PYINSTRUMENT_IGNORE_OVERHEAD_WARNING", "1")
     import django
 
     django.setup()
