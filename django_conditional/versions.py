@@ -657,7 +657,8 @@ def bump(*keys: str, deleted: bool = False, using: str | None = None) -> dict[st
     other workers and ``version_bumped`` receivers only when it commits; a rollback undoes them.
     ``deleted=True`` marks objects as deleted (their version turns negative).
     """
-    unique = list(dict.fromkeys(keys))
+    # Sorted: concurrent bumps of overlapping keys lock their rows in one order, never deadlock.
+    unique = sorted(set(keys))
     if not unique:
         return {}
     for key in unique:

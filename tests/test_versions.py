@@ -894,3 +894,34 @@ def test_no_reader_sees_a_version_older_than_a_finished_bump():
     assert published[0] == 160
     assert versions.get(key) == 160
     assert cached(key) == 160
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_overlapping_bumps_in_opposite_orders_do_not_deadlock():
+    """Two transactions bump the same keys given in opposite orders, many times over."""
+    keys = [f"k{i}" for i in range(6)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def worker(order):
+        try:
+            barrier.wait(timeout=30)
+            for _ in range(30):
+                with transaction.atomic():
+                    versions.bump(*order)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=worker, args=(keys,)),
+        threading.Thread(target=worker, args=(list(reversed(keys)),)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    assert versions.get_many(keys) == dict.fromkeys(keys, 60)
