@@ -171,9 +171,8 @@ def parse_key(key: str) -> tuple[str, str | None, str, str]:
 # Cache access, never raising.
 
 _lock = threading.Lock()
-_untrusted: set[str] = (
-    set()
-)  # keys whose cached value may be stale (a write to the cache failed)
+# Keys whose cached value may be stale in this process: a write to the cache failed.
+_untrusted: set[str] = set()
 
 
 def _cache() -> BaseCache:
