@@ -70,6 +70,10 @@ DATABASES = {
     )
 }
 CACHES = {"default": cache_from_env()}
+# Without REDIS_URL the versions live in the local-memory cache, which only a single process may use
+# (`make demo`'s runserver, or one gunicorn/uvicorn worker): set REDIS_URL for more workers.
+if not os.environ.get("REDIS_URL", "").strip():
+    SILENCED_SYSTEM_CHECKS = ["django_conditional.W010"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {
