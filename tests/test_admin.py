@@ -297,3 +297,38 @@ def test_viewer_without_change_permission_cannot_bump(viewer_client):
         == 403
     )
     assert versions.get(versions.collection_key(Article)) >= 0
+
+
+def test_rows_of_unregistered_and_vanished_models(admin_client_):
+    from tests.testapp.models import Note
+
+    note_key = versions.object_key(Note, 5)
+    gone = ContentType.objects.create(app_label="gone", model="vanished")
+    versions.bump(note_key)
+    ResourceVersion.objects.create(
+        key="o:gone.vanished:1",
+        kind=ResourceVersion.Kind.OBJECT,
+        content_type=gone,
+        object_pk="1",
+        version=3,
+    )
+
+    page = admin_client_.get(reverse(CHANGELIST)).content.decode()
+
+    # Note has no admin page: its row names the object without a link.
+    assert "#5</td>" in page
+    assert "vanished" in page  # the content type's name stands for the missing model
+    choices = admin_client_.get(reverse(BUMP_COLLECTION)).content.decode()
+    assert ">testapp.Note</option>" in choices
+    assert "gone" not in choices
+
+    response = admin_client_.post(
+        reverse(CHANGELIST),
+        {
+            "action": "bump_collections",
+            "_selected_action": [row("o:gone.vanished:1").pk],
+        },
+        follow=True,
+    )
+    assert "Bumped the collection of -." in response.content.decode()
+    assert versions.get(note_key) == 1
