@@ -349,3 +349,38 @@ def test_async_versioned_views_under_uvicorn(tmp_path):
     log = (tmp_path / "uvicorn.log").read_text()
     assert "SynchronousOnlyOperation" not in log
     assert Article.objects.get(pk=article.pk).title.startswith("writer ")
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("kind", ["async-func", "sync-func"])
+def test_dropin_validator_functions_with_the_orm_under_uvicorn(tmp_path, kind):
+    # An async view whose etag_func is `async def` (awaits the async ORM) or plain (runs in a
+    # thread): under a real ASGI server neither calls the sync ORM on the event loop.
+    article = Article.objects.create(
+        author=Author.objects.create(name="Ada"), title="first"
+    )
+    port = free_port()
+    process = start_uvicorn(port, tmp_path / "uvicorn.log")
+    path = f"/dropin/{kind}/{article.pk}/"
+    try:
+        wait_until_serving(process, port, path)
+        assert request(port, "GET", path, {}) == (200, '"title-first"')
+        assert request(port, "GET", path, {"If-None-Match": '"title-first"'}) == (
+            304,
+            '"title-first"',
+        )
+        Article.objects.filter(pk=article.pk).update(title="second")
+        assert request(port, "GET", path, {"If-None-Match": '"title-first"'}) == (
+            200,
+            '"title-second"',
+        )
+        missing = f"/dropin/{kind}/{article.pk + 1000}/"
+        assert request(port, "PUT", missing, {"If-Match": "*"})[0] == 412
+    finally:
+        stop(process)
+    log = (tmp_path / "uvicorn.log").read_text()
+    assert "SynchronousOnlyOperation" not in log
+    assert "Traceback" not in log

@@ -24,6 +24,8 @@ urlpatterns = [
     path("wrong-kwarg/<int:pk>/", views.wrong_kwarg),
     path("noop/<int:pk>/", views.article_noop),
     path("post-required/<int:pk>/", views.article_post_required),
+    path("dropin/async-func/<int:pk>/", views.dropin_async_func),
+    path("dropin/sync-func/<int:pk>/", views.dropin_sync_func),
     path("cbv/articles/", views.ArticleList.as_view()),
     path("cbv/articles/<int:pk>/", views.ArticleDetail.as_view()),
     path("cbv/articles/<int:pk>/edit/", views.ArticleUpdate.as_view()),

@@ -21,7 +21,7 @@ from django.http import (
 from django.views import View
 from django.views.generic import DeleteView, DetailView, ListView, UpdateView
 
-from django_conditional.decorators import versioned
+from django_conditional.decorators import condition, versioned
 from django_conditional.mixins import VersionedMixin
 from django_conditional.resources import Collection, Obj
 from django_conditional.versions import object_key
@@ -286,3 +286,29 @@ class DetailWithoutModel(VersionedMixin, DetailView):
 class Unversioned(VersionedMixin, View):
     def get(self, request: HttpRequest) -> HttpResponseBase:
         return HttpResponse("never")
+
+
+# Drop-in decorators with validator functions that use the ORM, on async views: an
+# ``async def`` etag_func awaits the async ORM; a plain one must run off the event loop.
+
+
+async def _title_etag_async(request: HttpRequest, pk: int) -> str | None:
+    title = await Article.objects.filter(pk=pk).values_list("title", flat=True).afirst()
+    return None if title is None else f"title-{title}"
+
+
+def _title_etag_sync(request: HttpRequest, pk: int) -> str | None:
+    title = Article.objects.filter(pk=pk).values_list("title", flat=True).first()
+    return None if title is None else f"title-{title}"
+
+
+@condition(etag_func=_title_etag_async)
+async def dropin_async_func(request: HttpRequest, pk: int) -> HttpResponse:
+    CALLS["dropin_async_func"] += 1
+    return HttpResponse("async etag_func")
+
+
+@condition(etag_func=_title_etag_sync)
+async def dropin_sync_func(request: HttpRequest, pk: int) -> HttpResponse:
+    CALLS["dropin_sync_func"] += 1
+    return HttpResponse("sync etag_func")
