@@ -184,6 +184,60 @@ def check_middleware(
     return messages
 
 
+def _guarded_views() -> bool:
+    """Whether any URL pattern serves a view whose preconditions this app evaluates."""
+    from django.urls import URLResolver, get_resolver
+
+    from django_conditional.mixins import VersionedMixin
+
+    try:
+        patterns = list(get_resolver().url_patterns)
+    except Exception:  # a broken URLconf is reported by Django's own checks
+        return False
+    while patterns:
+        pattern = patterns.pop()
+        if isinstance(pattern, URLResolver):
+            patterns.extend(pattern.url_patterns)
+            continue
+        callback = getattr(pattern, "callback", None)
+        view_class = getattr(callback, "view_class", None)
+        if getattr(callback, "conditional_guarded", False) or (
+            isinstance(view_class, type) and issubclass(view_class, VersionedMixin)
+        ):
+            return True
+    return False
+
+
+def check_compression(
+    app_configs: Sequence[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """W005: Django's GZipMiddleware weakens strong tags, so If-Match on them always fails."""
+    from django_conditional.compression import GZipMiddleware as CodingGZipMiddleware
+
+    entries = list(getattr(settings, "MIDDLEWARE", None) or [])
+    weakening = [
+        entry
+        for entry in entries
+        if _is_subclass(entry, GZipMiddleware)
+        and not _is_subclass(entry, CodingGZipMiddleware)
+    ]
+    if not weakening:
+        return []
+    policy = getattr(settings, "CONDITIONAL_REQUIRE_PRECONDITION", None)
+    if policy in (None, False) and not _guarded_views():
+        return []
+    return [
+        Warning(
+            f'{weakening[0]} turns strong ETags into weak ones (W/"...") on compressed '
+            "responses, and If-Match never matches a weak tag: writes guarded by If-Match "
+            "fail with 412 for clients that read through it.",
+            hint="Use django_conditional.compression.GZipMiddleware in its place: it keeps "
+            'the tag strong and marks the coding ("v3-gzip"), which If-Match recognises.',
+            id="django_conditional.W005",
+        )
+    ]
+
+
 # Cache backends whose content one process (or one host) does not share with the others.
 _LOCAL_CACHES = {
     "django.core.cache.backends.locmem.LocMemCache": (
@@ -226,4 +280,5 @@ def check_shared_cache(
 def register_checks() -> None:
     register(Tags.compatibility)(check_settings)
     register(Tags.compatibility)(check_middleware)
+    register(Tags.compatibility)(check_compression)
     register(Tags.caches)(check_shared_cache)

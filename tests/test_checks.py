@@ -190,3 +190,47 @@ def test_checks_are_registered_with_the_check_command():
         call_command("check", stdout=StringIO(), stderr=StringIO())
     assert "django_conditional.E010" in str(raised.value)
     assert "django_conditional.W003" in str(raised.value)
+
+
+# W005: Django's GZip (which weakens tags) in front of writes guarded by If-Match.
+OUR_GZIP = "django_conditional.compression.GZipMiddleware"
+
+
+def compression_ids(**overrides: Any) -> list[str]:
+    with override_settings(**overrides):
+        return [message.id or "" for message in checks.check_compression()]
+
+
+def test_w005_djangos_gzip_in_front_of_guarded_views():
+    # tests.urls_compression serves a view decorated with django_conditional's @etag.
+    ids = compression_ids(MIDDLEWARE=[GZIP, MW], ROOT_URLCONF="tests.urls_compression")
+    assert ids == ["django_conditional.W005"]
+
+
+def test_w005_djangos_gzip_with_the_428_policy():
+    ids = compression_ids(
+        MIDDLEWARE=[GZIP, MW],
+        CONDITIONAL_REQUIRE_PRECONDITION=True,
+        ROOT_URLCONF="tests.urls",
+    )
+    assert ids == ["django_conditional.W005"]
+
+
+def test_w005_sees_versioned_class_views_through_include():
+    ids = compression_ids(MIDDLEWARE=[GZIP], ROOT_URLCONF="example_project.urls")
+    assert ids == ["django_conditional.W005"]
+
+
+def test_w005_not_raised_with_our_gzip_or_without_guarded_views():
+    assert (
+        compression_ids(
+            MIDDLEWARE=[OUR_GZIP, MW], ROOT_URLCONF="tests.urls_compression"
+        )
+        == []
+    )
+    assert compression_ids(MIDDLEWARE=[MW], ROOT_URLCONF="tests.urls_compression") == []
+    assert compression_ids(MIDDLEWARE=[GZIP, MW], ROOT_URLCONF="tests.urls") == []
+
+
+def test_w005_broken_urlconf_is_left_to_django():
+    assert compression_ids(MIDDLEWARE=[GZIP], ROOT_URLCONF="tests.no_such_urls") == []
