@@ -195,6 +195,11 @@ def test_get_object():
     assert ResourceVersion.objects.get(key="o:testapp.author:nope").get_object() is None
     versions.bump("o:nosuch.model:1")
     assert ResourceVersion.objects.get(key="o:nosuch.model:1").get_object() is None
+    from django.contrib.contenttypes.models import ContentType
+
+    gone = ContentType.objects.create(app_label="uninstalled", model="gone")
+    row = ResourceVersion.objects.create(key="o:uninstalled.gone:1", content_type=gone)
+    assert row.get_object() is None  # the model is no longer installed
 
 
 @pytest.mark.django_db
