@@ -20,6 +20,7 @@ from typing import Any, TypeVar, cast
 from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.core.cache import caches
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.cache import patch_cache_control, patch_vary_headers
 
@@ -27,7 +28,12 @@ from django_conditional import fastcache, remembered, versions, writes
 from django_conditional.conf import conf
 from django_conditional.evaluation import answer, evaluate_request, has_preconditions
 from django_conditional.httpdate import format_http_date
-from django_conditional.preconditions import SAFE_METHODS, Outcome, parse_entity_tags
+from django_conditional.preconditions import (
+    SAFE_METHODS,
+    Evaluation,
+    Outcome,
+    parse_entity_tags,
+)
 from django_conditional.resources import (
     Resource,
     aresolve_keys,
@@ -151,10 +157,20 @@ class FunctionSource(ValidatorSource):
         )
 
 
-def _early_headers(
-    declared: Mapping[str, str], remembered_headers: Mapping[str, str] | None
-) -> dict[str, str]:
-    return {**(remembered_headers or {}), **declared}
+def _preflight(
+    request: HttpRequest, resolved: Resolved
+) -> tuple[Evaluation | None, bool]:
+    """The evaluation of the request's preconditions (None without any), and whether the
+    answer is a 304 that still needs the remembered headers of the 200."""
+    if not has_preconditions(request):
+        return None, False
+    evaluation = evaluate_request(request, resolved.validators)
+    needs_memo = (
+        evaluation.outcome is Outcome.NOT_MODIFIED
+        and resolved.remembered_headers is None
+        and conf.REMEMBER_HEADERS
+    )
+    return evaluation, needs_memo
 
 
 def _guarded(wrapper: Any) -> Any:
@@ -193,22 +209,16 @@ def conditional_view(
             request: HttpRequest, *args: Any, **kwargs: Any
         ) -> HttpResponseBase:
             resolved = await source.aresolve(request, args, kwargs)
-            if has_preconditions(request):
-                evaluation = evaluate_request(request, resolved.validators)
-                remembered_headers = resolved.remembered_headers
-                if (
-                    evaluation.outcome is Outcome.NOT_MODIFIED
-                    and remembered_headers is None
-                    and conf.REMEMBER_HEADERS
-                ):
-                    remembered_headers = await remembered.arecall(
-                        memo_key(request, resolved)
-                    )
+            evaluation, needs_memo = _preflight(request, resolved)
+            if evaluation is not None:
+                memo = resolved.remembered_headers
+                if needs_memo:
+                    memo = await remembered.arecall(memo_key(request, resolved))
                 early = answer(
                     request,
                     evaluation,
                     resolved.validators,
-                    _early_headers(declared, remembered_headers),
+                    {**(memo or {}), **declared},
                 )
                 if early is not None:
                     return early
@@ -222,20 +232,13 @@ def conditional_view(
 
     def _view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         resolved = source.resolve(request, args, kwargs)
-        if has_preconditions(request):
-            evaluation = evaluate_request(request, resolved.validators)
-            remembered_headers = resolved.remembered_headers
-            if (
-                evaluation.outcome is Outcome.NOT_MODIFIED
-                and remembered_headers is None
-                and conf.REMEMBER_HEADERS
-            ):
-                remembered_headers = remembered.recall(memo_key(request, resolved))
+        evaluation, needs_memo = _preflight(request, resolved)
+        if evaluation is not None:
+            memo = resolved.remembered_headers
+            if needs_memo:
+                memo = remembered.recall(memo_key(request, resolved))
             early = answer(
-                request,
-                evaluation,
-                resolved.validators,
-                _early_headers(declared, remembered_headers),
+                request, evaluation, resolved.validators, {**(memo or {}), **declared}
             )
             if early is not None:
                 return early
@@ -536,6 +539,14 @@ class VersionedSource(ValidatorSource):
                 return remembered.memo_key(self.view_id, request, token)
         return None
 
+    def _unvalidated(self, exc: DatabaseError) -> Resolved:
+        # Neither the cache nor the database gave the versions: no validator, hence no 304 or
+        # 412 from a guess; the view answers (a 500 only if it cannot either).
+        logger.warning(
+            "django_conditional: version lookup failed (%s); no validators", exc
+        )
+        return Resolved(Validators(None, None, exists=True), dict(self.default_headers))
+
     def _headers(self, memo: Any) -> dict[str, str]:
         return {**self.default_headers, **remembered.restore(memo)}
 
@@ -547,7 +558,10 @@ class VersionedSource(ValidatorSource):
         if write is not None:
             return self._resolve_locked(request, args, kwargs, keys, write)
         memo_key = self._memo_key(request)
-        found, memo = _read(keys, memo_key)
+        try:
+            found, memo = _read(keys, memo_key)
+        except DatabaseError as exc:
+            return self._unvalidated(exc)
         user = user_id(request) if self.per_user else None
         last_modified = _call(self.last_modified, request, args, kwargs)
         return Resolved(
@@ -564,7 +578,10 @@ class VersionedSource(ValidatorSource):
             )
         keys = await self.akeys(request, args, kwargs)
         memo_key = self._memo_key(request)
-        found, memo = await _aread(keys, memo_key)
+        try:
+            found, memo = await _aread(keys, memo_key)
+        except DatabaseError as exc:
+            return self._unvalidated(exc)
         user = await auser_id(request) if self.per_user else None
         last_modified = await _acall(self.last_modified, request, args, kwargs)
         return Resolved(
