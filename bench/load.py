@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import random
 import re
 import shutil
 import signal
@@ -24,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 2
 CONNECTIONS = 4
+# A path with "{row}" gets a random row number in 1..SPREAD_ROWS for each request.
+SPREAD_ROWS = 50
 STARTUP_TIMEOUT = 30.0
 
 
@@ -185,7 +188,7 @@ function done(summary, latency, requests)
 end"""
 
 
-def _lua(method: str, headers: Mapping[str, str], body: bytes) -> str:
+def _lua(method: str, headers: Mapping[str, str], body: bytes, path: str = "") -> str:
     def quote(text: str) -> str:
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -194,6 +197,12 @@ def _lua(method: str, headers: Mapping[str, str], body: bytes) -> str:
         lines.append(f"wrk.body = {quote(body.decode())}")
     for name, value in headers.items():
         lines.append(f"wrk.headers[{quote(name)}] = {quote(value)}")
+    if "{row}" in path:
+        before, _, after = path.partition("{row}")
+        lines.append(
+            "function request() return wrk.format(nil, "
+            f"{quote(before)} .. math.random(1, {SPREAD_ROWS}) .. {quote(after)}) end"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -208,7 +217,7 @@ def run_wrk(
     expected: int | None = None,
 ) -> LoadResult:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_lua(method, headers, body))
+        script.write(_lua(method, headers, body, path))
     try:
         command = [
             wrk_path() or "wrk",
@@ -218,7 +227,7 @@ def run_wrk(
             "--latency",
             "-s",
             script.name,
-            f"http://127.0.0.1:{port}{path}",
+            f"http://127.0.0.1:{port}{path.replace('{row}', '1')}",
         ]
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=duration + 30, check=False
@@ -292,7 +301,8 @@ def run_python(
         while time.monotonic() < stop_at:
             start = time.perf_counter()
             try:
-                status, _, _ = request(port, method, path, headers, body)
+                url = path.replace("{row}", str(random.randint(1, SPREAD_ROWS)))
+                status, _, _ = request(port, method, url, headers, body)
                 seen[status] = seen.get(status, 0) + 1
                 unexpected = status >= 400 if expected is None else status != expected
                 if unexpected:

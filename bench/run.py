@@ -193,7 +193,16 @@ for _size in SIZES:
             f"mw-{_size}-plain-200",
         ),
     ]
-RATIOS.append(("PUT If-Match: app / Django condition()", "put-app", "put-django"))
+RATIOS.append(
+    ("PUT If-Match, one row: app / Django condition()", "put-app", "put-django")
+)
+RATIOS.append(
+    (
+        "PUT If-Match, random rows: app / Django condition()",
+        "put-app-spread",
+        "put-django-spread",
+    )
+)
 
 
 @dataclass
@@ -430,7 +439,13 @@ def table(headers: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def report(results: list[dict[str, Any]], skipped: list[str], elapsed: float) -> str:
+def report(
+    results: list[dict[str, Any]],
+    skipped: list[str],
+    elapsed: float,
+    load_before: tuple[float, ...] = (),
+    load_after: tuple[float, ...] = (),
+) -> str:
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Benchmark results",
@@ -441,6 +456,15 @@ def report(results: list[dict[str, Any]], skipped: list[str], elapsed: float) ->
         "",
         f"- Date: {now}; whole run {elapsed:.0f} s",
     ]
+    if load_before and load_after:
+        lines.append(
+            "- Load average (1, 5, 15 min) before / after the run: "
+            + " / ".join(
+                ", ".join(f"{x:.2f}" for x in avg) for avg in (load_before, load_after)
+            )
+            + " (other processes on the machine compete with every case alike; the ratios are "
+            "per round, the noise of identical cases is the floor-b / floor ratio)"
+        )
     lines += [f"- {key}: {value}" for key, value in machine_info().items()]
     lines.append(
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions_info().items())
@@ -609,6 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     started = time.monotonic()
+    load_before = os.getloadavg()
     subprocess.run(
         [str(ROOT / "bench" / "ensure-tools"), sys.executable],
         cwd=ROOT,
@@ -645,7 +670,9 @@ def main(argv: list[str] | None = None) -> int:
     results = [run_configuration(name, env, knobs) for name, env in configurations]
     elapsed = time.monotonic() - started
     print_summary(results)
-    args.output.write_text(report(results, skipped, elapsed))
+    args.output.write_text(
+        report(results, skipped, elapsed, load_before, os.getloadavg())
+    )
     print(
         f"\nwrote {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output} ({elapsed:.0f}s)"
     )
