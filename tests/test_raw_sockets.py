@@ -79,6 +79,8 @@ def exchange(port: int, raw: bytes, timeout: float = 15.0) -> Reply:
                 break
             chunks.append(chunk)
     data = b"".join(chunks)
+    if not data:
+        raise ConnectionError("the connection closed without a reply")
     head, _, body = data.partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     assert status_line.startswith("HTTP/1."), data[:200]
