@@ -627,3 +627,66 @@ def _run_with_a_kill(port: int, master: int, seconds: float = 6.0) -> None:
     assert exchange(port, build("GET", path)).headers["etag"] == history[-1][1]
     # Connection errors only from the killed worker's in-flight requests.
     assert len(failures) <= 4, failures
+
+
+# The load oracle's checker (bench/load_oracle.py) must catch what it claims to --------------
+
+
+def _oracle_record(
+    **changes: Any,
+) -> tuple[Any, dict[str, str], dict[str, tuple[str | None, str]]]:
+    from bench.load_oracle import Read, Record, Write
+
+    path = "/api/articles/1/"
+    record = Record()
+    record.writes = [
+        Write(path, '"t0"', "first", sent=1.0, received=2.0, status=200, etag='"t1"'),
+        Write(path, '"t1"', "second", sent=3.0, received=4.0, status=200, etag='"t2"'),
+        Write(path, '"t1"', "late", sent=3.5, received=4.5, status=412, etag='"t2"'),
+    ]
+    record.reads = [
+        Read(
+            path, "GET", '"t0"', sent=1.5, received=1.6, status=304, etag='"t0"'
+        ),  # in time
+        Read(path, "GET", '"t1"', sent=5.0, received=5.1, status=200, etag='"t2"'),
+        Read(path, "HEAD", '"t2"', sent=5.0, received=5.1, status=304, etag='"t2"'),
+    ]
+    for name, value in changes.items():
+        getattr(record, name).append(value)
+    return record, {path: '"t0"'}, {path: ('"t2"', "second")}
+
+
+def test_the_load_oracle_passes_a_correct_history() -> None:
+    from bench.load_oracle import check
+
+    assert check(*_oracle_record()) == []
+
+
+def test_the_load_oracle_catches_a_stale_304_and_a_stale_200() -> None:
+    from bench.load_oracle import Read, check
+
+    path = "/api/articles/1/"
+    stale_304 = Read(
+        path, "GET", '"t1"', sent=4.1, received=4.2, status=304, etag='"t1"'
+    )
+    (violation,) = check(*_oracle_record(reads=stale_304))
+    assert violation.startswith("stale 304")
+    stale_200 = Read(
+        path, "HEAD", None, sent=4.1, received=4.2, status=200, etag='"t1"'
+    )
+    (violation,) = check(*_oracle_record(reads=stale_200))
+    assert violation.startswith("stale 200")
+
+
+def test_the_load_oracle_catches_a_double_success_and_a_lost_write() -> None:
+    from bench.load_oracle import Write, check
+
+    path = "/api/articles/1/"
+    double = Write(
+        path, '"t1"', "third", sent=3.2, received=4.4, status=200, etag='"t3"'
+    )
+    violations = check(*_oracle_record(writes=double))
+    assert any("2 writes succeeded with If-Match" in v for v in violations)
+    record, initial, _final = _oracle_record()
+    lost = check(record, initial, {"/api/articles/1/": ('"t2"', "first")})
+    assert lost and "final title" in lost[0]

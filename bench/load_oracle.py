@@ -1,0 +1,523 @@
+"""Load with a correctness oracle (issue 8, item 3): ``make load``.
+
+A bounded run (loopback only; it stops by itself) against gunicorn with several workers, on
+PostgreSQL and Redis, serving the example project's JSON API. Client threads mix conditional
+GETs and HEADs (``If-None-Match`` with current and superseded tags), plain GETs, and ``PATCH``
+writes with ``If-Match``. The oracle records every request with its send and receive times and
+every successful write's resulting ETag, then checks:
+
+- no stale answer: no 304 (nor a 200 carrying an old ETag) for a tag that was already superseded
+  (a later write's 2xx had been received) when the request was sent;
+- no double success: no two writes with the same ``If-Match`` both succeeded;
+- no lost write: the successful writes of each article form one chain (each one's ``If-Match`` is
+  the previous one's new ETag), and the final state is the last write's (ETag and title).
+
+It prints requests, errors (must be 0) and violations (must be 0); the exit status is non-zero
+otherwise. Environment: ``DATABASE_URL`` (default postgres://postgres@127.0.0.1:5432/test: the
+server and credentials used to create and drop a database of the run's own, ``loadoracle`` by
+default, never touching other data), ``REDIS_URL`` (default redis://127.0.0.1:6379/0; keys under a
+prefix of the run's own, deleted afterwards). Options: ``--help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+AUTH = "Basic " + base64.b64encode(b"demo:demo").decode()
+REQUEST_TIMEOUT = 15.0
+
+
+# Setup ----------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def database_url(base: str, name: str) -> str:
+    parts = urlsplit(base)
+    if parts.scheme not in {"postgres", "postgresql", "pgsql"}:
+        raise SystemExit(f"DATABASE_URL must be a postgres:// URL, not {base!r}")
+    if parts.hostname not in {"127.0.0.1", "localhost", "::1"}:
+        raise SystemExit(
+            "the load run stays on loopback: DATABASE_URL must name 127.0.0.1"
+        )
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def recreate_database(base: str, name: str, drop_only: bool = False) -> None:
+    """Drop (and create) the run's own database, through the server's maintenance database."""
+    import psycopg
+
+    with psycopg.connect(base, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not drop_only:
+            connection.execute(f'CREATE DATABASE "{name}"')
+
+
+def delete_redis_keys(url: str, prefix: str) -> int:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    deleted = 0
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        deleted += int(client.delete(key))
+    client.close()
+    return deleted
+
+
+SETTINGS = """\
+from example_project.settings import *  # noqa: F403
+
+DEBUG = False
+# The demo's Basic auth would spend ~0.3 s of PBKDF2 on every write: a load run measures the app.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CACHES["default"]["KEY_PREFIX"] = {prefix!r}  # noqa: F405
+# Persistent connections, as a production site sets them (a new one per request costs ~15 ms).
+DATABASES["default"]["CONN_MAX_AGE"] = 60  # noqa: F405
+"""
+# --local-cache (a self-check of the oracle): each worker keeps versions in its own memory, the
+# misconfiguration system check W010 warns about; the run must then report stale answers.
+LOCAL_CACHE = """CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+SILENCED_SYSTEM_CHECKS = ["django_conditional.W010"]
+"""
+
+
+@dataclass
+class Server:
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=15)
+
+
+def prepare(env: dict[str, str], articles: int) -> None:
+    for command in (
+        ["migrate", "--noinput"],
+        ["seed_demo", "--articles", str(articles)],
+    ):
+        subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+
+def start_server(env: dict[str, str], workers: int, log_path: Path) -> Server:
+    port = free_port()
+    command = [
+        sys.executable, "-m", "gunicorn", "example_project.wsgi",
+        "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+        "--timeout", "30", "--backlog", "256",
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    server = Server(port, process, log_path)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if call(port, "GET", "/api/articles/").status == 200:
+                return server
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            raise SystemExit(
+                f"gunicorn did not start:\n{log_path.read_text(errors='replace')}"
+            )
+        time.sleep(0.2)
+
+
+# HTTP -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    status: int
+    etag: str | None
+    body: bytes
+
+
+def call(
+    port: int,
+    method: str,
+    path: str,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+) -> Reply:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        data = response.read()
+        return Reply(response.status, response.getheader("ETag"), data)
+    finally:
+        connection.close()
+
+
+# The run --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Write:
+    path: str
+    if_match: str
+    title: str
+    sent: float
+    received: float
+    status: int
+    etag: str | None
+
+
+@dataclass
+class Read:
+    path: str
+    method: str
+    tag: str | None  # the If-None-Match sent, None for a plain GET
+    sent: float
+    received: float
+    status: int
+    etag: str | None
+
+
+@dataclass
+class Record:
+    writes: list[Write] = field(default_factory=list)
+    reads: list[Read] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    # Tags each client has seen, per article (readers revalidate with recent and older ones).
+    seen: dict[str, list[str]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def saw(self, path: str, tag: str | None) -> None:
+        if tag:
+            with self.lock:
+                tags = self.seen.setdefault(path, [])
+                if tag not in tags:
+                    tags.append(tag)
+                    del tags[:-8]
+
+    def tags(self, path: str) -> list[str]:
+        with self.lock:
+            return list(self.seen.get(path, []))
+
+
+def writer(
+    port: int, paths: list[str], record: Record, stop: threading.Event, seed: int
+) -> None:
+    rng = random.Random(seed)
+    current: dict[str, str] = {}
+    while not stop.is_set():
+        path = rng.choice(paths)
+        try:
+            tag = current.get(path)
+            if tag is None or rng.random() < 0.3:
+                reply = call(port, "GET", path)
+                if reply.status != 200 or not reply.etag:
+                    record.errors.append(f"GET {path} for a write: {reply.status}")
+                    continue
+                tag = reply.etag
+            title = f"w{seed}-{time.monotonic_ns()}"
+            body = json.dumps({"title": title}).encode()
+            headers = {
+                "Authorization": AUTH,
+                "If-Match": tag,
+                "Content-Type": "application/json",
+            }
+            sent = time.monotonic()
+            reply = call(port, "PATCH", path, headers, body)
+            received = time.monotonic()
+        except OSError as exc:
+            record.errors.append(f"write {path}: {type(exc).__name__}: {exc}")
+            continue
+        with record.lock:
+            record.writes.append(
+                Write(path, tag, title, sent, received, reply.status, reply.etag)
+            )
+        if reply.status == 200 and reply.etag:
+            current[path] = reply.etag
+            record.saw(path, reply.etag)
+        elif reply.status == 412 and reply.etag:
+            current[path] = reply.etag  # the 412 carries the current validator
+        else:
+            record.errors.append(f"PATCH {path}: {reply.status} {reply.body[:200]!r}")
+
+
+def reader(
+    port: int, paths: list[str], record: Record, stop: threading.Event, seed: int
+) -> None:
+    rng = random.Random(seed)
+    while not stop.is_set():
+        path = rng.choice(paths)
+        tags = record.tags(path)
+        method = "HEAD" if rng.random() < 0.25 else "GET"
+        tag = None if not tags or rng.random() < 0.15 else rng.choice(tags[-3:])
+        headers = {"If-None-Match": tag} if tag else {}
+        sent = time.monotonic()
+        try:
+            reply = call(port, method, path, headers)
+        except OSError as exc:
+            record.errors.append(f"{method} {path}: {type(exc).__name__}: {exc}")
+            continue
+        received = time.monotonic()
+        with record.lock:
+            record.reads.append(
+                Read(path, method, tag, sent, received, reply.status, reply.etag)
+            )
+        if reply.status not in {200, 304}:
+            record.errors.append(f"{method} {path}: {reply.status}")
+        elif reply.status == 200:
+            record.saw(path, reply.etag)
+
+
+# The oracle -----------------------------------------------------------------------------------
+
+
+def check(
+    record: Record, initial: dict[str, str], final: dict[str, tuple[str | None, str]]
+) -> list[str]:
+    violations: list[str] = []
+    successes = [w for w in record.writes if w.status == 200]
+    # No two writes with the same If-Match both succeeded.
+    doubled = Counter((w.path, w.if_match) for w in successes)
+    violations += [
+        f"{n} writes succeeded with If-Match {tag} on {p}"
+        for (p, tag), n in doubled.items()
+        if n > 1
+    ]
+    # Each article's successful writes form one chain from its initial tag.
+    superseded: dict[
+        tuple[str, str], float
+    ] = {}  # (path, tag) -> when a later tag was received
+    for path, first in initial.items():
+        by_tag = {w.if_match: w for w in successes if w.path == path}
+        chain, tag = [], first
+        while tag in by_tag:
+            write = by_tag.pop(tag)
+            chain.append(write)
+            superseded[(path, tag)] = write.received
+            tag = write.etag or ""
+        violations += [
+            f"write on {path} based on a tag outside the chain: {w.if_match}"
+            for w in by_tag.values()
+        ]
+        final_etag, final_title = final[path]
+        if final_etag != tag:
+            violations.append(f"{path}: final ETag {final_etag}, last write made {tag}")
+        if chain and final_title != chain[-1].title:
+            violations.append(
+                f"{path}: final title {final_title!r}, last write {chain[-1].title!r}"
+            )
+    # No stale answer to a request sent after its tag was superseded.
+    for read in record.reads:
+        if read.status == 304 and read.tag is not None:
+            at = superseded.get((read.path, read.tag))
+            if at is not None and read.sent > at:
+                violations.append(
+                    f"stale 304: {read.method} {read.path} with {read.tag} sent {read.sent - at:.3f}s after it was superseded"
+                )
+        if read.status == 200 and read.etag:
+            at = superseded.get((read.path, read.etag))
+            if at is not None and read.sent > at:
+                violations.append(
+                    f"stale 200: {read.method} {read.path} gave {read.etag} {read.sent - at:.3f}s after it was superseded"
+                )
+    for write in record.writes:
+        if write.status == 412 and write.etag:
+            at = superseded.get((write.path, write.etag))
+            if at is not None and write.sent > at:
+                violations.append(
+                    f"412 on {write.path} offered the superseded {write.etag}"
+                )
+    return violations
+
+
+def run(args: argparse.Namespace) -> int:
+    base = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    if urlsplit(redis_url).hostname not in {"127.0.0.1", "localhost", "::1"}:
+        raise SystemExit(
+            "the load run stays on loopback: REDIS_URL must name 127.0.0.1"
+        )
+    name = args.database
+    prefix = f"loadoracle-{os.getpid()}-{time.time_ns()}"
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="loadoracle-") as tmp:
+        module_dir = Path(tmp)
+        settings = SETTINGS.format(prefix=prefix) + (
+            LOCAL_CACHE if args.local_cache else ""
+        )
+        (module_dir / "load_oracle_settings.py").write_text(settings)
+        env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+        env.update(
+            DATABASE_URL=database_url(base, name),
+            REDIS_URL=redis_url,
+            DJANGO_SETTINGS_MODULE="load_oracle_settings",
+            PYTHONPATH=os.pathsep.join([str(module_dir), str(ROOT)]),
+            PYTHONUNBUFFERED="1",
+        )
+        recreate_database(base, name)
+        server: Server | None = None
+        try:
+            prepare(env, args.articles)
+            server = start_server(env, args.workers, module_dir / "gunicorn.log")
+            return exercise(server, args, started)
+        finally:
+            if server is not None:
+                server.stop()
+            recreate_database(base, name, drop_only=True)
+            delete_redis_keys(redis_url, prefix)
+
+
+def exercise(server: Server, args: argparse.Namespace, started: float) -> int:
+    port = server.port
+    listing = json.loads(call(port, "GET", "/api/articles/").body)
+    paths = [
+        f"/api/articles/{doc['id']}/" for doc in listing["results"][: args.articles]
+    ]
+    initial = {}
+    for path in paths:
+        reply = call(port, "GET", path)
+        assert reply.status == 200 and reply.etag, reply
+        initial[path] = reply.etag
+    record = Record()
+    for path, tag in initial.items():
+        record.saw(path, tag)
+    stop = threading.Event()
+    threads = [
+        threading.Thread(
+            target=writer, args=(port, paths, record, stop, n), daemon=True
+        )
+        for n in range(args.writers)
+    ] + [
+        threading.Thread(
+            target=reader, args=(port, paths, record, stop, 1000 + n), daemon=True
+        )
+        for n in range(args.readers)
+    ]
+    load_started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    stop.wait(args.seconds)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=REQUEST_TIMEOUT + 5)
+    elapsed = time.monotonic() - load_started
+    final: dict[str, tuple[str | None, str]] = {}
+    for path in paths:
+        reply = call(port, "GET", path)
+        final[path] = (reply.etag, json.loads(reply.body)["title"])
+    violations = check(record, initial, final)
+    if any(thread.is_alive() for thread in threads):
+        record.errors.append("a client thread did not stop")
+    log = server.log_path.read_text(errors="replace")
+    if "Traceback" in log or "WORKER TIMEOUT" in log:
+        record.errors.append("gunicorn logged an error:\n" + log[-2000:])
+    return report(record, violations, elapsed, time.monotonic() - started, args)
+
+
+def report(
+    record: Record,
+    violations: list[str],
+    elapsed: float,
+    total: float,
+    args: argparse.Namespace,
+) -> int:
+    writes = Counter(w.status for w in record.writes)
+    reads = Counter((r.method, r.tag is not None, r.status) for r in record.reads)
+    requests = len(record.writes) + len(record.reads)
+    conditional_304 = sum(n for (_, _, status), n in reads.items() if status == 304)
+    print(
+        f"load oracle: {args.workers} gunicorn workers, {args.writers} writers, {args.readers} readers, "
+        f"{args.articles} articles, {elapsed:.1f}s of load ({total:.1f}s in all)"
+    )
+    print(f"requests: {requests} ({requests / elapsed:.0f}/s)")
+    print(f"  writes: {len(record.writes)} (200: {writes[200]}, 412: {writes[412]})")
+    print(
+        f"  reads:  {len(record.reads)} (304: {conditional_304}, HEAD: {sum(n for (m, _, _), n in reads.items() if m == 'HEAD')})"
+    )
+    print(f"errors: {len(record.errors)}")
+    for error in record.errors[:10]:
+        print(f"  {error}")
+    print(f"violations: {len(violations)}")
+    for violation in violations[:20]:
+        print(f"  {violation}")
+    too_little = writes[200] < 10 or conditional_304 < 10
+    if too_little:
+        print(
+            "the run was too small to mean anything (fewer than 10 successful writes or 304s)"
+        )
+    return 1 if record.errors or violations or too_little else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=float(os.environ.get("LOAD_ORACLE_SECONDS", 20)),
+    )
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--writers", type=int, default=4, help="writing client threads")
+    parser.add_argument(
+        "--readers", type=int, default=8, help="revalidating client threads"
+    )
+    parser.add_argument(
+        "--articles", type=int, default=5, help="articles written (contention)"
+    )
+    parser.add_argument(
+        "--database",
+        default=os.environ.get("LOAD_ORACLE_DATABASE", "loadoracle"),
+        help="the run's own database, created and dropped (default loadoracle)",
+    )
+    parser.add_argument(
+        "--local-cache",
+        action="store_true",
+        help="self-check of the oracle: a per-worker cache (LocMemCache), which must fail the run",
+    )
+    args = parser.parse_args(argv)
+    if not 0 < args.seconds <= 90:
+        parser.error(
+            "--seconds must be in (0, 90]: the whole run stays under 2 minutes"
+        )
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
