@@ -28,6 +28,15 @@ PROFILED = {
 }
 
 
+def _blocks(cases: list[Any]) -> list[list[Any]]:
+    """The page cases with the floor, then one block per body size of the middleware cases."""
+    blocks: dict[str, list[Any]] = {}
+    for case in cases:
+        key = case.name.split("-")[1] if case.name.startswith("mw-") else "page"
+        blocks.setdefault(key, []).append(case)
+    return list(blocks.values())
+
+
 def _env_number(name: str, default: float) -> float:
     value = os.environ.get(name, "")
     return float(value) if value else default
@@ -149,35 +158,42 @@ def main(name: str, output: Path) -> None:
                     load.request(
                         server.port, case.method, case.path, headers, case.body
                     )
-        # Reads first (interleaved, shuffled per round); writes last, since they move versions.
-        for group in (read_cases, write_cases):
+        # Blocks of cases that are compared with each other run back to back (the page and
+        # the floor; each body size), blocks and cases shuffled every round, so the two sides
+        # of a ratio are seconds apart. Reads first; writes last, since they move versions.
+        blocks = _blocks(read_cases)
+        for phase in (blocks, [write_cases] if write_cases else []):
             for round_index in range(rounds):
-                order = list(group)
-                random.Random(1000 + round_index).shuffle(order)
-                for planned in order:
-                    case, headers = plans[planned.name]
-                    outcome = runner(
-                        server.port,
-                        case.method,
-                        case.path,
-                        headers,
-                        case.body,
-                        duration,
-                        expected=case.status,
-                    )
-                    loads.setdefault(case.name, []).append(
-                        {
-                            "rps": outcome.rps,
-                            "p50_ms": outcome.p50_ms,
-                            "p99_ms": outcome.p99_ms,
-                            "requests": outcome.requests,
-                            "errors": outcome.errors,
-                            "statuses": {
-                                str(code): count
-                                for code, count in outcome.statuses.items()
-                            },
-                        }
-                    )
+                generator = random.Random(1000 + round_index)
+                order = list(phase)
+                generator.shuffle(order)
+                for block in order:
+                    members = list(block)
+                    generator.shuffle(members)
+                    for planned in members:
+                        case, headers = plans[planned.name]
+                        outcome = runner(
+                            server.port,
+                            case.method,
+                            case.path,
+                            headers,
+                            case.body,
+                            duration,
+                            expected=case.status,
+                        )
+                        loads.setdefault(case.name, []).append(
+                            {
+                                "rps": outcome.rps,
+                                "p50_ms": outcome.p50_ms,
+                                "p99_ms": outcome.p99_ms,
+                                "requests": outcome.requests,
+                                "errors": outcome.errors,
+                                "statuses": {
+                                    str(code): count
+                                    for code, count in outcome.statuses.items()
+                                },
+                            }
+                        )
         gunicorn_log = server.log.read_text()[-2000:]
     result["load"] = loads
     result["load_summary"] = {
