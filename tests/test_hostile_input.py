@@ -294,18 +294,30 @@ def _isolated() -> Iterator[None]:
 
 @pytest.fixture
 def objects() -> dict[str, Any]:
-    author = Author.objects.create(name="hostile")
-    article = Article.objects.create(author=author, title="original", body="text")
-    blog_article = ArticleFactory()
-    # The API's Last-Modified is when its version rows last changed: the date the cases assume.
-    ResourceVersion.objects.update(updated_at=urls_hostile.LAST_MODIFIED)
-    user = User.objects.create_user("demo", password="demo")
-    user.user_permissions.add(
-        Permission.objects.get(
-            codename="change_article", content_type__app_label="blog"
-        )
-    )
-    return {"article": article, "blog_article": blog_article}
+    """The objects the pages show, made on first use (most cases need none)."""
+    return _LazyObjects()
+
+
+class _LazyObjects(dict[str, Any]):
+    def __missing__(self, name: str) -> Any:
+        if name == "article":
+            author = Author.objects.create(name="hostile")
+            self[name] = Article.objects.create(
+                author=author, title="original", body="text"
+            )
+        elif name == "blog_article":
+            self[name] = ArticleFactory()
+            # Its Last-Modified is when its version rows last changed: the date the cases assume.
+            ResourceVersion.objects.update(updated_at=urls_hostile.LAST_MODIFIED)
+            user = User.objects.create_user("demo", password="demo")
+            user.user_permissions.add(
+                Permission.objects.get(
+                    codename="change_article", content_type__app_label="blog"
+                )
+            )
+        else:
+            raise KeyError(name)
+        return self[name]
 
 
 BASIC = "Basic " + base64.b64encode(b"demo:demo").decode()
@@ -318,8 +330,9 @@ def send(
     headers: dict[str, str] | None = None,
 ) -> Any:
     """The response of the full stack to ``method`` on ``endpoint`` with extra request headers."""
-    pk = objects["blog_article" if endpoint.api else "article"].pk
-    path = endpoint.path.format(pk=pk)
+    path = endpoint.path
+    if "{pk}" in path:
+        path = path.format(pk=objects["blog_article" if endpoint.api else "article"].pk)
     extra = dict(headers or {})
     body = b""
     content_type = "application/octet-stream"
