@@ -1,9 +1,10 @@
-"""Hostile conditional headers over raw sockets, through gunicorn serving the example project.
+"""Hostile conditional headers over raw sockets, through gunicorn and uvicorn serving the example.
 
 The test client cannot send what real clients can: bytes that are not UTF-8, a header field
-repeated on two lines, control characters, 64 KB fields. Here they go byte for byte to gunicorn
-(2 workers, loopback, a free port, raised header limits so the app sees the huge fields), and each
-answer's status line is checked: the RFC's answer, or a 4xx from the server, never a 500.
+repeated on two lines, control characters, 64 KB fields. Here they go byte for byte to a real
+server (loopback, a free port, 2 workers, raised header limits so the app sees the huge fields):
+gunicorn for the WSGI (sync) stack, uvicorn for the ASGI (async) one. Each answer's status line is
+checked: the RFC's answer, or a 4xx from the server, never a 500.
 """
 
 from __future__ import annotations
@@ -161,44 +162,47 @@ def own_redis() -> Iterator[RedisServer]:
         redis_server.stop()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """gunicorn (2 sync workers) on the seeded demo with a Redis of its own (a local-memory cache
-    is not shared by workers: system check W010); killed (and waited for) afterwards."""
+@pytest.fixture(scope="module", params=["gunicorn", "uvicorn"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The seeded demo with a Redis of its own (a local-memory cache is not shared by workers:
+    system check W010), 2 workers of gunicorn (WSGI, the sync stack) or uvicorn (ASGI, the async
+    stack); stopped (and waited for) afterwards."""
     with (
         own_redis() as redis_server,
-        _gunicorn(tmp_path_factory, redis_server) as running,
+        _serve(request.param, tmp_path_factory, redis_server) as running,
     ):
         yield running
 
 
+def _command(kind: str, port: int) -> list[str]:
+    if kind == "gunicorn":
+        return [
+            sys.executable, "-m", "gunicorn", "example_project.wsgi",
+            "--bind", f"127.0.0.1:{port}", "--workers", "2", "--timeout", "30",
+            # Let the 64 KB fields reach the application (gunicorn's default is 8190 bytes).
+            "--limit-request-field_size", str(4 * HUGE),
+            "--access-logfile", "-",
+        ]  # fmt: skip
+    return [
+        sys.executable, "-m", "uvicorn", "example_project.asgi:application",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
+        "--h11-max-incomplete-event-size", str(8 * HUGE),
+    ]  # fmt: skip
+
+
 @contextmanager
-def _gunicorn(
-    tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer
+def _serve(
+    kind: str, tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer
 ) -> Iterator[Server]:
-    tmp_path = tmp_path_factory.mktemp("raw-sockets")
+    tmp_path = tmp_path_factory.mktemp(f"raw-sockets-{kind}")
     env = demo_env(tmp_path / "demo.sqlite3")
     env["REDIS_URL"] = redis_server.url
     prepare_database(env)
     port = free_port()
-    log_path = tmp_path / "gunicorn.log"
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "example_project.wsgi",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "2",
-        "--timeout",
-        "30",
-        # Let the 64 KB fields reach the application (gunicorn's default is 8190 bytes).
-        "--limit-request-field_size",
-        str(4 * HUGE),
-        "--access-logfile",
-        "-",
-    ]
+    log_path = tmp_path / f"{kind}.log"
+    command = _command(kind, port)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -213,7 +217,7 @@ def _gunicorn(
             except (OSError, AssertionError):
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start:\n{running.log()}")
+                raise RuntimeError(f"{kind} did not start:\n{running.log()}")
             time.sleep(0.2)
         yield running
     finally:
@@ -418,7 +422,7 @@ def test_hostile_write(
 
 
 def test_no_worker_crashed(server: Server) -> None:
-    """Every request above got an answer from the application; gunicorn logged no worker error."""
+    """Every request above got an answer from the application; the server logged no error."""
     assert exchange(server.port, build("GET", "/about/")).status == 200
     log = server.log()
     assert "WORKER TIMEOUT" not in log
