@@ -451,8 +451,10 @@ def report(
         "# Benchmark results",
         "",
         "Written by `make bench` (bench/run.py); do not edit by hand. Ratios are medians of",
-        "per-round ratios, every case of a configuration interleaved in the same run (see",
-        "../shared/PERF_NOTES.md for why absolute numbers move between runs and ratios do not).",
+        "per-round ratios; the cases that are compared run back to back in blocks (the page",
+        "cases with the floor; each body size), blocks and cases shuffled every round. Absolute",
+        "numbers move between runs; compare ratios measured in one run, and read the noise line",
+        "(floor-b / floor: two identical cases).",
         "",
         f"- Date: {now}; whole run {elapsed:.0f} s",
     ]
@@ -479,7 +481,8 @@ def report(
             "",
             f"gunicorn, {load.WORKERS} sync workers on 127.0.0.1; load by {result['load_generator']}; "
             f"{result['rounds']} rounds of {result['duration']:g} s per case, cases shuffled per round; "
-            f"in process: {result['number']} requests per case and round through Django's WSGIHandler.",
+            f"in process: up to {result['number']} requests per case and round through Django's WSGIHandler "
+            "(fewer for the full pages), wall time and this process's CPU time.",
         ]
         for note in result.get("notes", []):
             lines.append(f"Note: {note}")
