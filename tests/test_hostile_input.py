@@ -42,6 +42,8 @@ from tests.testapp.models import Article, Author
 pytestmark = [pytest.mark.urls("tests.urls_hostile"), pytest.mark.django_db]
 
 FULL_STACK = [
+    # Outermost, as Django documents: compressed bodies keep strong, coding-suffixed tags.
+    "django_conditional.compression.GZipMiddleware",
     "django_conditional.middleware.ConditionalGetMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -707,7 +709,18 @@ def test_accept_encoding_decides_coded_tags(accept_encoding: str, status: int) -
 latin1 = st.text(st.characters(min_codepoint=0, max_codepoint=255), max_size=60)
 raw_bytes_as_latin1 = st.binary(max_size=60).map(lambda data: data.decode("latin-1"))
 TAG_LIKE = st.sampled_from(
-    ['"{tag}"', 'W/"{tag}"', "*", '"other"', "{tag}", ", ", '"', "W/", 'w/"{tag}"']
+    [
+        '"{tag}"',
+        'W/"{tag}"',
+        '"{tag}-gzip"',
+        "*",
+        '"other"',
+        "{tag}",
+        ", ",
+        '"',
+        "W/",
+        'w/"{tag}"',
+    ]
 )
 fragment = TAG_LIKE | latin1 | raw_bytes_as_latin1
 header_value = st.lists(fragment, max_size=5).map("".join)
@@ -734,16 +747,20 @@ FUZZ_ENDPOINTS = [e for e in ENDPOINTS if not e.api] + [
 
 
 def _oracle_allows_304(meta: dict[str, str], tag: str | None, has_date: bool) -> bool:
-    """Whether a 304 is allowed: If-None-Match holds a valid tag weakly matching (or a lone ``*``),
-    or, without If-None-Match, If-Modified-Since is one valid date not before Last-Modified."""
+    """Whether a 304 is allowed: If-None-Match holds a valid tag weakly matching (or a lone ``*``;
+    or the tag with ``-gzip`` when gzip may be accepted), or, without If-None-Match,
+    If-Modified-Since is one valid date not before Last-Modified."""
     if "HTTP_IF_NONE_MATCH" in meta:
         value = meta["HTTP_IF_NONE_MATCH"]
         if value.strip(" \t") == "*":
             return True
         # A member equal to the exact quoted tag, optionally W/, as its own list element.
-        quoted = f'"{tag}"'
-        members = [m.strip(" \t") for m in value.split(",")]
-        return tag is not None and any(m in {quoted, f"W/{quoted}"} for m in members)
+        quoted = {f'"{tag}"'}
+        accept_encoding = meta.get("HTTP_ACCEPT_ENCODING", "").lower()
+        if "gzip" in accept_encoding or "*" in accept_encoding:
+            quoted.add(f'"{tag}-gzip"')  # the compressed representation's tag
+        members = [m.strip(" \t").removeprefix("W/") for m in value.split(",")]
+        return tag is not None and any(m in quoted for m in members)
     if "HTTP_IF_MODIFIED_SINCE" in meta and has_date:
         date = parse_http_date(meta["HTTP_IF_MODIFIED_SINCE"])
         return date is not None and date >= urls_hostile.LAST_MODIFIED
