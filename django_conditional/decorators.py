@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache, wraps
 from inspect import isawaitable
@@ -51,10 +51,15 @@ ValidatorFunc = Callable[..., Any]
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
-    """A view's current validators, and the headers its 200 carries when the source knows them."""
+    """A view's current validators, and the headers its 200 carries when the source knows them.
+
+    ``remembered_headers`` None means "not fetched yet": a 304 then recalls them. ``base_headers``
+    go on every early answer, under the remembered ones (the source's own ``Vary``, ``private``).
+    """
 
     validators: Validators
     remembered_headers: Mapping[str, str] | None = None
+    base_headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class ValidatorSource:
@@ -173,6 +178,18 @@ def _preflight(
     return evaluation, needs_memo
 
 
+def _early_answer(
+    request: HttpRequest,
+    evaluation: Evaluation,
+    resolved: Resolved,
+    memo: Mapping[str, str] | None,
+    declared: Mapping[str, str],
+) -> HttpResponseBase | None:
+    # The 304 carries the source's own headers, then the remembered ones, then the declared.
+    headers = {**resolved.base_headers, **(memo or {}), **declared}
+    return answer(request, evaluation, resolved.validators, headers)
+
+
 def _guarded(wrapper: Any) -> Any:
     # Preconditions are evaluated before the view runs: the middleware's GET-first check
     # (middleware.GUARDED_VIEW_ATTRIBUTE) has nothing to add; ``wraps`` carries it outwards.
@@ -214,12 +231,7 @@ def conditional_view(
                 memo = resolved.remembered_headers
                 if needs_memo:
                     memo = await remembered.arecall(memo_key(request, resolved))
-                early = answer(
-                    request,
-                    evaluation,
-                    resolved.validators,
-                    {**(memo or {}), **declared},
-                )
+                early = _early_answer(request, evaluation, resolved, memo, declared)
                 if early is not None:
                     return early
             response: HttpResponseBase = await view(request, *args, **kwargs)
@@ -237,9 +249,7 @@ def conditional_view(
             memo = resolved.remembered_headers
             if needs_memo:
                 memo = remembered.recall(memo_key(request, resolved))
-            early = answer(
-                request, evaluation, resolved.validators, {**(memo or {}), **declared}
-            )
+            early = _early_answer(request, evaluation, resolved, memo, declared)
             if early is not None:
                 return early
         response: HttpResponseBase = view(request, *args, **kwargs)
@@ -547,8 +557,13 @@ class VersionedSource(ValidatorSource):
         )
         return Resolved(Validators(None, None, exists=True), dict(self.default_headers))
 
-    def _headers(self, memo: Any) -> dict[str, str]:
-        return {**self.default_headers, **remembered.restore(memo)}
+    def _resolved(
+        self, validators: Validators, memo_key: str | None, memo: Any
+    ) -> Resolved:
+        # Without a client tag the remembered headers were not fetched with the versions: the
+        # 304 (to If-Modified-Since) recalls them by the current validators.
+        remembered_headers = None if memo_key is None else remembered.restore(memo)
+        return Resolved(validators, remembered_headers, self.default_headers)
 
     def resolve(
         self, request: HttpRequest, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -564,8 +579,8 @@ class VersionedSource(ValidatorSource):
             return self._unvalidated(exc)
         user = user_id(request) if self.per_user else None
         last_modified = _call(self.last_modified, request, args, kwargs)
-        return Resolved(
-            self.validators(found, request, user, last_modified), self._headers(memo)
+        return self._resolved(
+            self.validators(found, request, user, last_modified), memo_key, memo
         )
 
     async def aresolve(
@@ -584,8 +599,8 @@ class VersionedSource(ValidatorSource):
             return self._unvalidated(exc)
         user = await auser_id(request) if self.per_user else None
         last_modified = await _acall(self.last_modified, request, args, kwargs)
-        return Resolved(
-            self.validators(found, request, user, last_modified), self._headers(memo)
+        return self._resolved(
+            self.validators(found, request, user, last_modified), memo_key, memo
         )
 
     def _resolve_locked(

@@ -137,6 +137,20 @@ def test_304_keeps_the_headers_of_the_200_in_the_same_round_trip(
     assert cache_calls.round_trips == 1
 
 
+def test_if_modified_since_304_recalls_the_headers_of_the_200(client, article):
+    # No If-None-Match: the remembered headers are found by the current validators.
+    path = f"/dated-expiring/{article.pk}/"
+    first = client.get(path)
+    response = client.get(
+        path, headers={"If-Modified-Since": first.headers["Last-Modified"]}
+    )
+    assert response.status_code == 304
+    assert response.headers["Cache-Control"] == "max-age=60"
+    assert "Expires" in response.headers
+    assert response.headers["Vary"] == "Accept, Accept-Language"
+    assert CALLS["article_dated_expiring"] == 1
+
+
 def test_declared_headers_are_on_the_304(client, article):
     first, second = revalidate(client, f"/declared/{article.pk}/")
     assert second.status_code == 304

@@ -13,6 +13,7 @@ urlpatterns = [
     path("private/<int:pk>/", views.article_private),
     path("plain/<int:pk>/", views.article_plain),
     path("dated/<int:pk>/", views.article_dated),
+    path("dated-expiring/<int:pk>/", views.article_dated_expiring),
     path("declared/<int:pk>/", views.article_declared),
     path("cache-control/<int:pk>/", views.article_cache_control),
     path("async/<int:pk>/", views.aarticle),

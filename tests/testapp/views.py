@@ -18,6 +18,7 @@ from django.http import (
     HttpResponseBase,
     JsonResponse,
 )
+from django.utils.http import http_date
 from django.views import View
 from django.views.generic import DeleteView, DetailView, ListView, UpdateView
 
@@ -95,6 +96,14 @@ def _updated_at(request: HttpRequest, pk: int) -> datetime | None:
 @versioned(Obj(Article), last_modified=_updated_at)
 def article_dated(request: HttpRequest, pk: int) -> HttpResponseBase:
     return _article_view("article_dated", request, pk)
+
+
+@versioned(Obj(Article), last_modified=_updated_at)
+def article_dated_expiring(request: HttpRequest, pk: int) -> HttpResponseBase:
+    response = _article_view("article_dated_expiring", request, pk)
+    response.headers["Cache-Control"] = "max-age=60"
+    response.headers["Expires"] = http_date(time.time() + 60)
+    return response
 
 
 @versioned(Obj(Article), headers={"Cache-Control": "max-age=5"})
