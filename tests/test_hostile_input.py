@@ -818,3 +818,22 @@ def test_a_first_write_keeps_the_last_modified_the_client_was_given(
             endpoint, objects, "PUT", {"HTTP_IF_UNMODIFIED_SINCE": last_modified}
         )
         check(response, OK)
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "DELETE"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/versioned/99999999999999999999999/",  # past any integer column
+        "/versioned-async/99999999999999999999999/",
+        "/versioned/0/",
+        "/api/articles/99999999999999999999999/",
+    ],
+)
+def test_a_primary_key_out_of_range_is_a_404(path: str, method: str) -> None:
+    """A URL naming no object: the view's lookup finds nothing, and a write's lock leaves no row
+    behind (the 404 rolls the write's transaction back)."""
+    headers = {"If-Match": "*", "If-None-Match": '"x"', "Authorization": BASIC}
+    response = Client().generic(method, path, headers=headers)
+    assert response.status_code in {401, 404, 412}, response.status_code
+    assert ResourceVersion.objects.filter(object_pk__startswith="9999").count() == 0

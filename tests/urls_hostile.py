@@ -17,7 +17,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from asgiref.sync import sync_to_async
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, URLResolver, include, path
 from django.views.decorators.csrf import csrf_exempt
 
@@ -81,7 +83,7 @@ def mw_dated(request: HttpRequest) -> HttpResponse:
 
 
 def _rename(request: HttpRequest, pk: int, name: str) -> HttpResponse:
-    article = Article.objects.get(pk=pk)
+    article = get_object_or_404(Article, pk=pk)
     if request.method in {"GET", "HEAD"}:
         READS[name] = READS.get(name, 0) + 1
         return HttpResponse(f"{article.title}: {BODY}")
@@ -98,7 +100,10 @@ def versioned_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 async def _arename(request: HttpRequest, pk: int, name: str) -> HttpResponse:
-    article = await Article.objects.aget(pk=pk)
+    try:
+        article = await Article.objects.aget(pk=pk)
+    except Article.DoesNotExist:
+        raise Http404 from None
     if request.method in {"GET", "HEAD"}:
         return HttpResponse(f"{article.title}: {BODY}")
     WRITES[name] = WRITES.get(name, 0) + 1
@@ -141,7 +146,9 @@ def private(request: HttpRequest, pk: int) -> HttpResponse:
 
 @versioned(Obj(Article), per_user=True)
 async def private_async(request: HttpRequest, pk: int) -> HttpResponse:
-    return _private_page(await request.auser())
+    # request.user loads lazily from the database: in a thread (Django 4.2 has no auser()).
+    page: HttpResponse = await sync_to_async(_private_page)(request.user)
+    return page
 
 
 def _byte_range(header: str, size: int) -> tuple[int, int] | None:
