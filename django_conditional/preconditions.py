@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any, Final, Literal
 
 from django_conditional.httpdate import parse_http_date
-from django_conditional.validators import ETag, Validators
+from django_conditional.validators import ETag, Validators, is_opaque_tag
 
 ANY: Final = "*"
 DEFAULT_MAX_MEMBERS: Final = 100
@@ -97,11 +97,7 @@ def _member_tag(value: str, start: int, end: int) -> ETag | None:
     if end - start < 2 or value[start] != '"' or value[end - 1] != '"':
         return None
     tag = value[start + 1 : end - 1]
-    for char in tag:
-        code = ord(char)
-        if not (code == 0x21 or 0x23 <= code <= 0x7E or 0x80 <= code <= 0xFF):
-            return None
-    return ETag(tag, weak)
+    return ETag(tag, weak) if is_opaque_tag(tag) else None
 
 
 def parse_entity_tags(value: str, max_members: int = DEFAULT_MAX_MEMBERS) -> EntityTags:

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+# etagc = %x21 / %x23-7E / obs-text (RFC 9110 §8.8.3). A single character class: linear, no
+# backtracking, and it runs at C speed on a 64 KB header.
+_OPAQUE_TAG = re.compile("[\x21\x23-\x7e\x80-\xff]*")
+
+
+def is_opaque_tag(text: str) -> bool:
+    """Whether ``text`` may stand between an entity-tag's quotes."""
+    return _OPAQUE_TAG.fullmatch(text) is not None
+
 
 def _is_etagc(char: str) -> bool:
-    # etagc = %x21 / %x23-7E / obs-text (RFC 9110 §8.8.3)
-    code = ord(char)
-    return code == 0x21 or 0x23 <= code <= 0x7E or 0x80 <= code <= 0xFF
+    return is_opaque_tag(char)
 
 
 def sanitize_opaque_tag(tag: str) -> str:
     """Percent-encode what may not stand between an entity-tag's quotes, so any string makes a valid tag."""
-    if all(_is_etagc(c) for c in tag):
+    if is_opaque_tag(tag):
         return tag
     return "".join(
         c if _is_etagc(c) and c != "%" else "".join(f"%{b:02X}" for b in c.encode())
