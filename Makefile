@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# bench: make bench profiles with pyinstrument, and mypy checks bench/ against it.
+EXTRAS ?= test,dev,bench
 
 # Modules holding the RFC 9110 precondition logic: they must stay at 100% branch coverage.
 # Only the ones that exist are gated, so the gate never fails on a file that is not written yet.
@@ -19,7 +21,7 @@ venv: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,dev]'
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
 lint: venv
