@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import django
 import pytest
 from asgiref.sync import async_to_sync
 from django.contrib.auth.models import Permission, User
@@ -820,6 +821,11 @@ def test_a_first_write_keeps_the_last_modified_the_client_was_given(
         check(response, OK)
 
 
+@pytest.mark.skipif(
+    django.VERSION < (5, 0),
+    reason="Django < 5.0 raises OverflowError/DataError on an out-of-range integer lookup "
+    "in the view's own get_object_or_404 (Django ticket #27397, fixed in 5.0)",
+)
 @pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "DELETE"])
 @pytest.mark.parametrize(
     "path",

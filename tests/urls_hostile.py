@@ -58,7 +58,6 @@ def drop(request: HttpRequest) -> HttpResponse:
     return _page(request, "drop")
 
 
-@csrf_exempt
 @condition(etag_func=_tag, last_modified_func=_last_modified)
 async def drop_async(request: HttpRequest) -> HttpResponse:
     return _page(request, "drop-async")
@@ -69,7 +68,6 @@ def mw(request: HttpRequest) -> HttpResponse:
     return _page(request, "mw")
 
 
-@csrf_exempt
 async def mw_async(request: HttpRequest) -> HttpResponse:
     return _page(request, "mw-async")
 
@@ -112,7 +110,6 @@ async def _arename(request: HttpRequest, pk: int, name: str) -> HttpResponse:
     return HttpResponse(status=204)
 
 
-@csrf_exempt
 @versioned(Obj(Article), last_modified=_last_modified)
 async def versioned_async(request: HttpRequest, pk: int) -> HttpResponse:
     return await _arename(request, pk, "versioned-async")
@@ -124,7 +121,6 @@ def required(request: HttpRequest, pk: int) -> HttpResponse:
     return _rename(request, pk, "required")
 
 
-@csrf_exempt
 @versioned(Obj(Article), require_precondition=True)
 async def required_async(request: HttpRequest, pk: int) -> HttpResponse:
     return await _arename(request, pk, "required-async")
