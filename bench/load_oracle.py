@@ -71,7 +71,10 @@ def recreate_database(base: str, name: str, drop_only: bool = False) -> None:
     import psycopg
 
     with psycopg.connect(base, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        try:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except psycopg.errors.SyntaxError:  # PostgreSQL < 13
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
         if not drop_only:
             connection.execute(f'CREATE DATABASE "{name}"')
 
