@@ -70,6 +70,7 @@ def page_cases() -> list[Case]:
         ),
         Case("floor", "/floor/"),
         Case("floor-b", "/floor-b/"),
+        Case("floor-read", "/floor-read/"),
     ]
 
 

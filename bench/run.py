@@ -169,6 +169,7 @@ RATIOS: list[tuple[str, str, str]] = [
     ("full 200 / floor", "full-200", "floor"),
     ("versioned 200 / plain full 200", "versioned-200", "full-200"),
     ("floor-b / floor (noise of identical cases)", "floor-b", "floor"),
+    ("floor + one cache read / floor (one round trip)", "floor-read", "floor"),
 ]
 for _size in SIZES:
     RATIOS += [
@@ -232,6 +233,15 @@ def targets(result: dict[str, Any]) -> list[Target]:
                 f"worker CPU in process: {num} {inproc[num]['cpu_us']:.0f} µs, "
                 f"{den} {inproc[den]['cpu_us']:.0f} µs"
             )
+        if num == "versioned-304" and den != "floor":
+            # No response is served faster than the floor: the best a 304 can reach here.
+            bound = 1 / load_ratio(result, den, "floor")
+            if bound < minimum:
+                why = (
+                    f"out of reach on this machine: {den} already runs at "
+                    f"{1 / bound:.2f}x the floor, so even a 304 as fast as the floor would "
+                    f"be {bound:.1f}x it; {why}"
+                )
         out.append(
             Target(
                 issue,
@@ -430,6 +440,14 @@ def explain(result: dict[str, Any]) -> list[str]:
         )
     else:
         parts[-1] += " The difference is the decorator's Python (see the profile)."
+    one_read = load_ratio(result, "floor-read", "floor")
+    if one_read == one_read:  # not NaN
+        parts[-1] += (
+            f" Under gunicorn, the floor plus one cache read (`floor-read`) runs at {one_read:.2f}x "
+            f"the floor: that is what one round trip costs on this machine, whatever the client, "
+            f"and a version 304 pays it too (it runs at "
+            f"{load_ratio(result, 'versioned-304', 'floor-read'):.2f}x `floor-read`)."
+        )
     return parts
 
 

@@ -15,6 +15,7 @@ urlpatterns: list[Any] = [
     path("page/versioned/", views.versioned_page),
     path("floor/", views.floor),
     path("floor-b/", views.floor),
+    path("floor-read/", views.floor_read),
     path("body/<str:size>/plain/", views.body_view),
     path("body/<str:size>/django/", views.django_middleware_body),
     path("rows/<int:pk>/django/", views.django_write),

@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.views.decorators.http import condition as django_condition
 
 from bench.benchproject.pages.models import Row
+from django_conditional import fastcache
 from django_conditional.decorators import versioned
 from django_conditional.resources import Collection, Obj
 
@@ -81,6 +82,12 @@ def versioned_page(request: HttpRequest) -> HttpResponse:
 
 # (e) the floor: the smallest Django response.
 def floor(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(b"")
+
+
+# (e') the floor plus one version read (one MGET on Redis): what a single round trip costs.
+def floor_read(request: HttpRequest) -> HttpResponse:
+    fastcache.get_ints(caches["default"], [PAGE_VERSION_KEY])
     return HttpResponse(b"")
 
 
