@@ -235,7 +235,8 @@ def targets(result: dict[str, Any]) -> list[Target]:
             )
         if num == "versioned-304" and den != "floor":
             # No response is served faster than the floor: the best a 304 can reach here.
-            bound = 1 / load_ratio(result, den, "floor")
+            reference = load_ratio(result, den, "floor")
+            bound = 1 / reference if reference > 0 else float("inf")
             if bound < minimum:
                 why = (
                     f"out of reach on this machine: {den} already runs at "
