@@ -35,7 +35,8 @@ from django.test.utils import CaptureQueriesContext
 
 from django_conditional import versions
 from django_conditional.conf import conf
-from example_project.blog.testing import ROOT, demo_env, free_port, prepare_database
+from example_project.blog.testing import ROOT, demo_env, prepare_database
+from example_project.serving import free_port
 from tests import urls_hostile
 from tests.test_raw_sockets import RedisServer, build, exchange, own_redis
 from tests.testapp.models import Article, Author

@@ -13,25 +13,19 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from example_project.serving import free_port, listening, stop, wait_until
+
 pytestmark = pytest.mark.server
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 BODY = "First version of the article.\n" * 40
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -42,19 +36,6 @@ class Server:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-
-def wait_until_listening(process: subprocess.Popen[bytes], port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("gunicorn did not listen within 30 s")
 
 
 def start_gunicorn(
@@ -97,16 +78,6 @@ def start_gunicorn(
     return process, port
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     if shutil.which("curl") is None:
@@ -121,7 +92,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         directory / "gunicorn.log",
     )
     try:
-        wait_until_listening(process, port)
+        wait_until(lambda: listening(port), process, what="gunicorn")
         yield Server(port, content)
     finally:
         stop(process)
@@ -302,7 +273,7 @@ def test_example_project_under_gunicorn(tmp_path):
         tmp_path / "gunicorn.log",
     )
     try:
-        wait_until_listening(process, port)
+        wait_until(lambda: listening(port), process, what="gunicorn")
         for path in ("/", "/about/"):
             url = f"http://127.0.0.1:{port}{path}"
             get = curl(url)

@@ -6,10 +6,8 @@ import configparser
 import http.client
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import zipfile
 from importlib import metadata
 from io import StringIO
@@ -20,6 +18,7 @@ from django.core.management import call_command
 
 import django_conditional
 from example_project.env import cache_from_env, database_from_env
+from example_project.serving import free_port, listening, stop, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -241,12 +240,6 @@ def test_suite_caches_in_redis_when_redis_url_is_set(redis_available):
         cache.delete("django-conditional-packaging-probe")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _request(
     port: int, method: str, headers: dict[str, str]
 ) -> http.client.HTTPResponse:
@@ -292,7 +285,7 @@ def test_demo_answers_with_an_etag_and_a_304(tmp_path):
             capture_output=True,
             timeout=120,
         )
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"],
         cwd=ROOT,
@@ -301,15 +294,8 @@ def test_demo_answers_with_an_etag_and_a_304(tmp_path):
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                first = _request(port, "HEAD", {})
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.2)
+        wait_until(lambda: listening(port), server, what="runserver")
+        first = _request(port, "HEAD", {})
         assert first.status == 200
         tag = first.getheader("ETag")
         assert tag
@@ -319,7 +305,6 @@ def test_demo_answers_with_an_etag_and_a_304(tmp_path):
         changed = _request(port, "GET", {"If-None-Match": '"not-the-current-tag"'})
         assert changed.status == 200
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        stop(server, timeout=10)
         if server.stderr is not None:
             server.stderr.close()

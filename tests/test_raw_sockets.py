@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from example_project.blog.testing import ROOT, demo_env, free_port, prepare_database
+from example_project.blog.testing import ROOT, demo_env, prepare_database
+from example_project.serving import free_port
 
 pytestmark = pytest.mark.server
 

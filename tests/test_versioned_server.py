@@ -13,7 +13,6 @@ import http.client
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from example_project.serving import free_port, stop, wait_until
 from tests.testapp.models import Article, Author
 from tests.versioned_support import clear_version_cache
 
@@ -32,13 +32,6 @@ GUNICORN_WORKERS = 3
 READERS = 3
 MAX_READS = 3000
 MAX_SECONDS = 30.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def request(
@@ -96,27 +89,7 @@ def start_gunicorn(
 
 
 def wait_until_serving(process: subprocess.Popen[bytes], port: int, path: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}")
-        try:
-            if request(port, "GET", path, {})[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("gunicorn did not serve within 30 s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+    wait_until(lambda: request(port, "GET", path, {})[0] == 200, process)
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,8 @@ port; its log goes to a file the tests read (runserver logs one line per request
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,14 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from example_project.serving import free_port, stop, wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVERS = ("runserver", "gunicorn", "uvicorn")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def demo_env(sqlite_path: Path) -> dict[str, str]:
@@ -98,6 +92,11 @@ class DemoServer:
         return self.log_path.read_text(errors="replace")
 
 
+def _answers(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=5):
+        return True
+
+
 @contextmanager
 def demo_server(
     tmp_path: Path, kind: str = "runserver", timeout: float = 30.0
@@ -117,25 +116,18 @@ def demo_server(
         )
     server = DemoServer(f"http://127.0.0.1:{port}", log_path, process)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{server.url}/about/", timeout=5):
-                    break
-            except (OSError, urllib.error.URLError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"{kind} did not start on port {port}:\n{server.log()}"
-                    ) from None
-                time.sleep(0.2)
+        try:
+            wait_until(
+                lambda: _answers(f"{server.url}/about/"),
+                process,
+                timeout=timeout,
+                what=kind,
+            )
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc} (port {port}):\n{server.log()}") from None
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop(process, timeout=10)
 
 
 def reset_version_cache() -> None:
