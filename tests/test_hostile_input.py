@@ -534,12 +534,13 @@ def _huge_list(first: str, last: str) -> str:
 
 
 def test_parsing_64_kb_of_tags_is_bounded() -> None:
+    # CPU time of this process: a bound on the work, whatever else the machine runs.
     value = _huge_list('"a"', '"b"')
     assert len(value) >= HUGE
-    started = time.perf_counter()
+    started = time.process_time()
     for _ in range(3):
         parse_entity_tags(value, conf.MAX_LIST_MEMBERS)
-    elapsed = (time.perf_counter() - started) / 3
+    elapsed = (time.process_time() - started) / 3
     assert elapsed < 0.05, f"{elapsed * 1000:.1f} ms to parse a 64 KB header"
 
 
@@ -559,7 +560,7 @@ def test_parsing_64_kb_of_tags_is_bounded() -> None:
 )
 def test_pathological_64_kb_values_parse_in_bounded_time(value: str) -> None:
     validators = Validators(ETag("a"), None)
-    started = time.perf_counter()
+    started = time.process_time()
     for header in ("if_match", "if_none_match", "if_range"):
         headers = ConditionalHeaders(**{header: value, "range": "bytes=0-1"})
         evaluate("GET", headers, validators, max_members=conf.MAX_LIST_MEMBERS)
@@ -568,7 +569,7 @@ def test_pathological_64_kb_values_parse_in_bounded_time(value: str) -> None:
         evaluate("GET", headers, Validators(None, urls_hostile.LAST_MODIFIED))
     headers = ConditionalHeaders(if_none_match='"a-gzip"', accept_encoding=value)
     evaluate("GET", headers, validators, max_members=conf.MAX_LIST_MEMBERS)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert elapsed < 0.05, f"{elapsed * 1000:.1f} ms for six 64 KB headers"
 
 
