@@ -1,4 +1,9 @@
-"""Every ``CONDITIONAL_*`` setting, read live in one place (so ``override_settings`` just works)."""
+"""Every ``CONDITIONAL_*`` setting, read in one place.
+
+Values are read once and kept, since the hot path reads several per request (a missing Django
+setting costs an AttributeError each time); ``setting_changed`` (``override_settings``, the
+``settings`` fixture) clears them, so tests and live reconfiguration still see new values.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,26 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+
+_PREFIX = "CONDITIONAL_"
+_read: dict[str, Any] = {}
 
 
 def _setting(name: str, default: Any) -> Any:
-    return getattr(settings, f"CONDITIONAL_{name}", default)
+    try:
+        return _read[name]
+    except KeyError:
+        value = _read[name] = getattr(settings, _PREFIX + name, default)
+        return value
+
+
+def _forget(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith(_PREFIX):
+        _read.clear()
+
+
+setting_changed.connect(_forget, dispatch_uid="django_conditional.conf")
 
 
 DEFAULT_REQUIRED_METHODS = ("PUT", "PATCH", "DELETE")
