@@ -1,7 +1,8 @@
 """Database and cache settings read from the environment, shared by the example project and the tests.
 
 ``DATABASE_URL``  postgres://user:password@host:port/name  -> PostgreSQL (psycopg 3); else SQLite.
-``TEST_DATABASE_NAME``  name of the test database created by the test runner.
+``TEST_DATABASE_NAME``  name of the PostgreSQL test database created by the test runner (SQLite tests stay
+in memory: a named SQLite test database would be a file shared by every run in the same directory).
 ``REDIS_URL``  redis://host:port/db  -> Redis cache; else the local-memory cache.
 """
 
@@ -25,13 +26,12 @@ def database_from_env(
     """
     env = os.environ if environ is None else environ
     url = env.get("DATABASE_URL", "").strip()
-    if url:
-        database = _postgres_from_url(url)
-    else:
-        database = {
+    if not url:
+        return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": ":memory:" if sqlite_path is None else str(sqlite_path),
         }
+    database = _postgres_from_url(url)
     test_name = env.get("TEST_DATABASE_NAME", "").strip()
     if test_name:
         database["TEST"] = {"NAME": test_name}

@@ -185,6 +185,10 @@ class TestDatabaseFromEnv:
             environ={"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test"}
         )
 
+    def test_test_database_name_leaves_sqlite_in_memory(self):
+        # A named SQLite test database is a file in the working directory, shared by parallel runs.
+        assert "TEST" not in database_from_env(environ={"TEST_DATABASE_NAME": "test_x"})
+
     @pytest.mark.parametrize(
         "url", ["mysql://root@127.0.0.1/test", "postgres://127.0.0.1:5432/"]
     )
