@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+import django
 import pytest
 from asgiref.sync import async_to_sync, iscoroutinefunction
 from django.contrib.auth.models import User
@@ -152,6 +153,8 @@ def test_headers_declared_on_the_decorator(is_async: bool, settings: Any) -> Non
 
 
 def test_decorators_outside_act_on_the_304(is_async: bool) -> None:
+    if is_async and django.VERSION < (5, 0):
+        pytest.skip("Django < 5.0's cache_control cannot wrap an async view")
     view = cache_control(max_age=30)(
         decorators.etag(etag_v1)(
             make_view(Counter(), is_async=is_async, set_headers=False)
