@@ -573,8 +573,9 @@ def test_gzip_outside_weakens_the_tag_and_the_weak_tag_still_matches(http):
 @override_settings(MIDDLEWARE=[MW, GZIP])
 def test_gzip_inside_is_the_wrong_order(http):
     # What W003 warns about: GZip adds random bytes, so the hash of the compressed body changes.
+    # Two responses may draw the same padding length: among ten, some tags differ.
     gz = {"Accept-Encoding": "gzip"}
-    assert http("GET", "/page/", gz)["ETag"] != http("GET", "/page/", gz)["ETag"]
+    assert len({http("GET", "/page/", gz)["ETag"] for _ in range(10)}) > 1
 
 
 @pytest.mark.parametrize(
