@@ -27,8 +27,6 @@ import http.client
 import json
 import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +38,14 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+if (
+    str(ROOT) not in sys.path
+):  # run as a script (make load): the repository's own packages
+    sys.path.insert(0, str(ROOT))
+
+from example_project.blog.testing import prepare_database  # noqa: E402
+from example_project.serving import free_port, stop, wait_until  # noqa: E402
+
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 AUTH = "Basic " + base64.b64encode(b"demo:demo").decode()
@@ -47,12 +53,6 @@ REQUEST_TIMEOUT = 15.0
 
 
 # Setup ----------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def database_url(base: str, name: str) -> str:
@@ -114,28 +114,7 @@ class Server:
     log_path: Path
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=15)
-
-
-def prepare(env: dict[str, str], articles: int) -> None:
-    for command in (
-        ["migrate", "--noinput"],
-        ["seed_demo", "--articles", str(articles)],
-    ):
-        subprocess.run(
-            [sys.executable, "manage.py", *command],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        stop(self.process)
 
 
 def start_server(env: dict[str, str], workers: int, log_path: Path) -> Server:
@@ -150,19 +129,16 @@ def start_server(env: dict[str, str], workers: int, log_path: Path) -> Server:
             command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
     server = Server(port, process, log_path)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if call(port, "GET", "/api/articles/").status == 200:
-                return server
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            raise SystemExit(
-                f"gunicorn did not start:\n{log_path.read_text(errors='replace')}"
-            )
-        time.sleep(0.2)
+    try:
+        wait_until(
+            lambda: call(port, "GET", "/api/articles/").status == 200,
+            process,
+            what="gunicorn",
+        )
+    except RuntimeError as exc:
+        server.stop()
+        raise SystemExit(f"{exc}:\n{log_path.read_text(errors='replace')}") from None
+    return server
 
 
 # HTTP -----------------------------------------------------------------------------------------
@@ -396,7 +372,7 @@ def run(args: argparse.Namespace) -> int:
         recreate_database(base, name)
         server: Server | None = None
         try:
-            prepare(env, args.articles)
+            prepare_database(env, args.articles)
             server = start_server(env, args.workers, module_dir / "gunicorn.log")
             return exercise(server, args, started)
         finally:

@@ -35,8 +35,14 @@ def demo_env(sqlite_path: Path) -> dict[str, str]:
     return env
 
 
-def prepare_database(env: dict[str, str]) -> None:
-    for command in (["migrate", "--noinput"], ["seed_demo"]):
+def prepare_database(env: dict[str, str], articles: int | None = None) -> None:
+    """Migrate and seed the demo database that ``env`` names (``articles``: seed_demo's count)."""
+    seed = (
+        ["seed_demo"]
+        if articles is None
+        else ["seed_demo", "--articles", str(articles)]
+    )
+    for command in (["migrate", "--noinput"], seed):
         subprocess.run(
             [sys.executable, "manage.py", *command],
             cwd=ROOT,
