@@ -11,7 +11,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,19 +21,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from example_project.serving import free_port, wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 2
 CONNECTIONS = 4
 # A path with "{row}" gets a random row number in 1..SPREAD_ROWS for each request.
 SPREAD_ROWS = 50
 STARTUP_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -102,21 +96,15 @@ def gunicorn(env: Mapping[str, str], workers: int = WORKERS) -> Iterator[Server]
         )
     server = Server(port, process, log)
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"gunicorn exited with {process.returncode}:\n{log.read_text()[-3000:]}"
-                )
-            try:
-                status, _, _ = request(port, "GET", "/floor/", timeout=2.0)
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not answer in {STARTUP_TIMEOUT}s")
-            time.sleep(0.2)
+        try:
+            wait_until(
+                lambda: request(port, "GET", "/floor/", timeout=2.0)[0] == 200,
+                process,
+                timeout=STARTUP_TIMEOUT,
+                what="gunicorn",
+            )
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}:\n{log.read_text()[-3000:]}") from None
         yield server
     finally:
         stop(process)
