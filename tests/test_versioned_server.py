@@ -57,9 +57,8 @@ def database_url() -> str:
     return f"postgres://{user}{password}@{host}:{port}/{database['NAME']}"
 
 
-def start_gunicorn(
-    port: int, log: Path, extra_env: dict[str, str]
-) -> subprocess.Popen[bytes]:
+def server_env(extra_env: dict[str, str]) -> dict[str, str]:
+    """The environment of tests.serverproject, on the test database this test created."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.serverproject.settings",
@@ -68,6 +67,13 @@ def start_gunicorn(
         **extra_env,
     }
     env.pop("TEST_DATABASE_NAME", None)
+    return env
+
+
+def start_gunicorn(
+    port: int, log: Path, extra_env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    env = server_env(extra_env)
     command = [
         sys.executable,
         "-m",
@@ -237,13 +243,7 @@ def test_the_check_catches_stale_304s_of_a_per_process_cache(tmp_path):
 
 
 def start_uvicorn(port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.serverproject.settings",
-        "DATABASE_URL": database_url(),
-        "PYTHONPATH": str(ROOT),
-    }
-    env.pop("TEST_DATABASE_NAME", None)
+    env = server_env({})
     command = [
         sys.executable,
         "-m",
