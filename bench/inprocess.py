@@ -71,6 +71,13 @@ def page_cases() -> list[Case]:
         Case("floor", "/floor/"),
         Case("floor-b", "/floor-b/"),
         Case("floor-read", "/floor-read/"),
+        Case(
+            "floor-304",
+            "/floor-304/",
+            status=304,
+            conditional="If-None-Match",
+            etag_from="/page/versioned/",
+        ),
     ]
 
 

@@ -40,7 +40,7 @@ from django_conditional.resources import (
     as_resources,
     resolve_keys,
 )
-from django_conditional.sources.versions import version_etag
+from django_conditional.sources.versions import version_tag
 from django_conditional.validators import ETag, Validators, to_utc
 
 logger = logging.getLogger("django_conditional")
@@ -311,17 +311,18 @@ def _header_key(name: str) -> str:
     return "HTTP_" + name.upper().replace("-", "_")
 
 
-@lru_cache(maxsize=4)
-def _variant_key(secret: str) -> bytes:
-    return hashlib.blake2b(secret.encode(), digest_size=32).digest()
-
-
 def _variant_digest(values: Sequence[str]) -> str:
+    return _keyed_digest(settings.SECRET_KEY, tuple(values))
+
+
+@lru_cache(maxsize=4096)
+def _keyed_digest(secret: str, values: tuple[str, ...]) -> str:
     # Keyed with SECRET_KEY: whoever sees a per-user tag cannot test user ids against it.
+    # Remembered per value set (a pure function): a revalidation hashes nothing again.
     return hashlib.blake2b(
         "\n".join(values).encode(),
         digest_size=6,
-        key=_variant_key(settings.SECRET_KEY),
+        key=hashlib.blake2b(secret.encode(), digest_size=32).digest(),
         person=b"dj-cond-vary",
     ).hexdigest()
 
@@ -504,7 +505,7 @@ class VersionedSource(ValidatorSource):
         """
         if any(version < 0 for version in versions.values()):
             return Validators(None, None, exists=False)
-        state = version_etag(versions).tag
+        state = version_tag(versions)
         values = self.variant_values(request, user)
         tag = f"{state}{_STATE_SEPARATOR}{_variant_digest(values)}" if values else state
         return Validators(

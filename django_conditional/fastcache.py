@@ -3,28 +3,36 @@
 ``get_many(cache, keys)`` is a drop-in for ``cache.get_many(keys)``: same keys in, same values
 out. For Django's ``RedisCache`` it skips what makes that call expensive: Django builds a new
 ``redis.Redis`` client for every call (filling its response-callback table costs more than the
-round trip itself) and validates every key again. Here Django's own connection pool is reached
-once per process and configuration (``RedisCacheClient._get_connection_pool``, the private API of
-Django 4.2 to 6.x, checked when the reader is built), one client is kept on it, the keys Django
-would make (``KEY_PREFIX``, ``VERSION``, ``KEY_FUNCTION``) are computed once per key string, and
-all of them are fetched with one ``MGET``. Values are decoded by the cache's own serializer.
+round trip itself), validates every key again, and redis-py's command machinery (pool lock,
+retries, event and metrics hooks) costs as much CPU as the round trip. Here Django's connection
+pool is reached once per process and configuration (``RedisCacheClient._get_connection_pool``, the
+private API of Django 4.2 to 6.x, checked when the reader is built) for its connection class and
+options; connections made with them are kept on a small stack (one per thread or task that reads
+at the same time, taken and given back without a lock), the keys Django would make
+(``KEY_PREFIX``, ``VERSION``, ``KEY_FUNCTION``) are computed once per key string, and all of them
+are fetched with one ``MGET`` written straight to the connection. Values are decoded by the
+cache's own serializer.
 
 ``get_ints`` is the version read: a value that is not a plain ``int`` (Django's
 ``RedisSerializer`` stores ints unpickled) is reported missing, without unpickling anything.
 
 Nothing read is kept in the process: every call asks the cache, so a version bumped by another
-worker is seen by the next read. What is kept is only the client (and the key strings).
+worker is seen by the next read. What is kept is only the connections (and the key strings). A
+forked worker never uses its parent's connections.
 
-Any other backend, a subclass that changes how ``RedisCache`` reads, or a Django whose private API
-differs, goes through the public cache API, with the same results. Errors of the cache propagate
-as they would from ``cache.get_many`` (the version store catches them and uses the database).
-The async variants use ``redis.asyncio`` on a pool of their own per event loop, with the options
-of the cache's pool, so an async view never blocks its loop nor hops to a thread for a read.
+Any other backend, a subclass that changes how ``RedisCache`` reads, redis-py's client-side
+caching, or a Django whose private API differs, goes through the public cache API, with the same
+results. Errors of the cache propagate as they would from ``cache.get_many`` (the version store
+catches them and uses the database); a kept connection that the server closed (a restart) is
+replaced once, as redis-py's own retry would. A connection that failed in any way is closed,
+never reused. The async variants use ``redis.asyncio`` connections of their own per event loop,
+with the options of the cache's pool, so an async view never blocks its loop nor hops to a thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import weakref
 from collections.abc import Iterable, Sequence
@@ -42,12 +50,25 @@ _ATTRIBUTE: Final = "_django_conditional_fast_reader"
 _MAX_MADE_KEYS: Final = 4096
 _NOT_FAST: Final = "not-fast"
 
+
+def _new(template: Any) -> Any:
+    return template.connection_class(**template.connection_kwargs)
+
+
+def _take(idle: list[Any], template: Any) -> tuple[Any, bool]:
+    """A kept connection (and True), else a new one made like ``template``'s (and False)."""
+    try:
+        return idle.pop(), True  # atomic: two threads never take the same one
+    except IndexError:
+        return _new(template), False
+
+
 _registry: dict[tuple[Any, ...], _RedisReader] = {}
 _registry_lock = threading.Lock()
 
 
 class _RedisReader:
-    """One Redis client on Django's read pool, and the async clients, for one cache configuration."""
+    """Connections to the servers of one cache configuration, and how to decode what they answer."""
 
     def __init__(self, cache: Any) -> None:
         client = cache._cache  # RedisCacheClient
@@ -60,12 +81,21 @@ class _RedisReader:
         self._plain_ints = type(client._serializer) is RedisSerializer
         self._made: dict[str, str] = {}
         # Django reads from the first server, or from a random replica when there are several;
-        # keep one client per pool, so the choice of server stays Django's.
-        self._clients: dict[int, Any] = {}
+        # the choice of server stays Django's (``_get_connection_pool_index``).
         self._single = len(self._servers) == 1
-        self._client: Any = None
-        self._async_clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, Any
+        self._templates = [
+            client._pool_class.from_url(server, **self._pool_options)
+            for server in self._servers
+        ]
+        if any(getattr(pool, "cache", None) is not None for pool in self._templates):
+            raise ValueError("redis-py client-side caching: read through the cache API")
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        self._retried: tuple[type[BaseException], ...] = (RedisConnectionError,)
+        self._pid = os.getpid()
+        self._idle: list[list[Any]] = [[] for _ in self._servers]
+        self._async_idle: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[list[Any], list[list[Any]]]
         ] = weakref.WeakKeyDictionary()
 
     # -- keys --
@@ -83,42 +113,81 @@ class _RedisReader:
             out.append(full)
         return out
 
-    # -- clients --
+    # -- connections --
 
-    def client(self) -> Any:
-        if self._single:
-            client = self._client
-            if client is None:
-                client = self._client = self._new_client()
-            return client
-        index = self._backend._get_connection_pool_index(False)
-        client = self._clients.get(index)
-        if client is None:
-            client = self._clients[index] = self._new_client()
-        return client
+    def _index(self) -> int:
+        return 0 if self._single else self._backend._get_connection_pool_index(False)
 
-    def _new_client(self) -> Any:
-        pool = self._backend._get_connection_pool(False)
-        return self._backend._client(connection_pool=pool)
+    def _idle_connections(self) -> tuple[int, list[Any]]:
+        if self._pid != os.getpid():
+            # A forked worker: its parent's sockets are not its own to read from.
+            self._idle = [[] for _ in self._servers]
+            self._pid = os.getpid()
+        index = self._index()
+        return index, self._idle[index]
 
-    def async_client(self) -> Any:
+    def mget(self, keys: list[str]) -> list[Any]:
+        """``MGET keys`` on a kept connection: one round trip."""
+        index, idle = self._idle_connections()
+        connection, kept = _take(idle, self._templates[index])
+        while True:
+            try:
+                connection.send_packed_command(connection.pack_command("MGET", *keys))
+                raw: list[Any] = connection.read_response()
+            except BaseException as exc:
+                connection.disconnect()
+                if kept and isinstance(exc, self._retried):
+                    # A kept connection the server closed (a restart, an idle timeout): once
+                    # more on a new one. A timeout is not retried: that would double the wait.
+                    connection, kept = _new(self._templates[index]), False
+                    continue
+                raise
+            idle.append(connection)
+            return raw
+
+    async def amget(self, keys: list[str]) -> list[Any]:
+        """``mget`` for async code, on connections of the running event loop."""
         loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
-            import redis.asyncio
+        found = self._async_idle.get(loop)
+        if found is None:
+            # A new loop (``async_to_sync`` makes one per call): forget the closed ones, whose
+            # connections would otherwise keep them alive.
+            for closed in [old for old in self._async_idle if old.is_closed()]:
+                del self._async_idle[closed]
+            found = self._async_idle[loop] = (
+                self._async_templates(),
+                [[] for _ in self._servers],
+            )
+        templates, idles = found
+        index = self._index()
+        idle = idles[index]
+        connection, kept = _take(idle, templates[index])
+        while True:
+            try:
+                await connection.send_packed_command(
+                    connection.pack_command("MGET", *keys)
+                )
+                raw: list[Any] = await connection.read_response()
+            except BaseException as exc:
+                with suppress(Exception):
+                    await connection.disconnect()
+                if kept and isinstance(exc, self._retried):
+                    connection, kept = _new(templates[index]), False
+                    continue
+                raise
+            idle.append(connection)
+            return raw
 
-            options = dict(self._pool_options)
-            # The sync parser class of Django's pool has no place in an asyncio pool.
-            options.pop("parser_class", None)
-            index = (
-                0 if self._single else self._backend._get_connection_pool_index(False)
-            )
-            pool: Any = redis.asyncio.ConnectionPool.from_url(
-                self._servers[index], **options
-            )
-            client = redis.asyncio.Redis(connection_pool=pool)
-            self._async_clients[loop] = client
-        return client
+    def _async_templates(self) -> list[Any]:
+        import redis.asyncio
+
+        options = dict(self._pool_options)
+        # The sync parser class of Django's pool has no place in an asyncio connection.
+        options.pop("parser_class", None)
+        return [
+            redis.asyncio.ConnectionPool.from_url(server, **options)
+            for server in self._servers
+        ]
 
     # -- decoding --
 
@@ -223,7 +292,7 @@ def get_many(cache: BaseCache, keys: Iterable[str]) -> dict[str, Any]:
     reader = _reader(cache)
     if reader is None:
         return cache.get_many(keys)
-    raw = reader.client().mget(reader.made_keys(cache, keys))
+    raw = reader.mget(reader.made_keys(cache, keys))
     return reader.decode(keys, raw)
 
 
@@ -236,7 +305,7 @@ def get_ints(cache: BaseCache, keys: Iterable[str]) -> dict[str, int]:
     if reader is None:
         values = cache.get_many(keys)
         return {key: value for key, value in values.items() if type(value) is int}
-    raw = reader.client().mget(reader.made_keys(cache, keys))
+    raw = reader.mget(reader.made_keys(cache, keys))
     return reader.decode_ints(keys, raw)
 
 
@@ -258,7 +327,7 @@ async def aget_many(cache: BaseCache, keys: Iterable[str]) -> dict[str, Any]:
     reader = _reader(cache)
     if reader is None:
         return await _public_get_many(cache, keys)
-    raw = await reader.async_client().mget(reader.made_keys(cache, keys))
+    raw = await reader.amget(reader.made_keys(cache, keys))
     return reader.decode(keys, raw)
 
 
@@ -271,5 +340,5 @@ async def aget_ints(cache: BaseCache, keys: Iterable[str]) -> dict[str, int]:
     if reader is None:
         values = await _public_get_many(cache, keys)
         return {key: value for key, value in values.items() if type(value) is int}
-    raw = await reader.async_client().mget(reader.made_keys(cache, keys))
+    raw = await reader.amget(reader.made_keys(cache, keys))
     return reader.decode_ints(keys, raw)

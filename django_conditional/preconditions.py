@@ -108,6 +108,10 @@ def parse_entity_tags(value: str, max_members: int = DEFAULT_MAX_MEMBERS) -> Ent
     stripped = value.strip(_OWS)
     if stripped == ANY:
         return ANY
+    if "," not in stripped and max_members > 0:
+        # One member (a revalidation's usual header): the loop below would read it the same way.
+        single = _member_tag(stripped, 0, len(stripped)) if stripped else None
+        return () if single is None else (single,)
     tags: list[ETag] = []
     length = len(value)
     position = 0

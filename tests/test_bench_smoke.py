@@ -84,6 +84,7 @@ def test_counts_are_measured(smoke):
     assert counts["full-200"]["queries"] == 1
     assert counts["floor"] == {"status": 200, "queries": 0, "cache": 0}
     assert counts["floor-read"] == {"status": 200, "queries": 0, "cache": 1}
+    assert counts["floor-304"] == {"status": 304, "queries": 0, "cache": 1}
 
 
 def test_inprocess_timings_and_ratios(smoke):

@@ -44,33 +44,38 @@ def redis_cache(**params: Any) -> RedisCache:
     return RedisCache(params.pop("LOCATION", REDIS_URL), params)
 
 
-class Counting:
-    """Counts the packets sent to Redis (one per command or pipeline: a round trip)."""
+class _ConnectionCalls:
+    """Counts the calls of one method of redis-py's connections, sync and asyncio alike."""
+
+    method = ""
+    module_class = (
+        ""  # the class in ``redis.connection`` and ``redis.asyncio.connection``
+    )
 
     def __init__(self) -> None:
-        self.sent = 0
+        self.calls = 0
 
-    def __enter__(self) -> Counting:
+    def __enter__(self) -> Any:
         import redis.asyncio.connection
         import redis.connection
 
-        sync_cls: Any = redis.connection.AbstractConnection
-        async_cls: Any = redis.asyncio.connection.AbstractConnection
-        sync_send = sync_cls.send_packed_command
-        async_send = async_cls.send_packed_command
+        sync_cls = getattr(redis.connection, self.module_class)
+        async_cls = getattr(redis.asyncio.connection, self.module_class)
+        sync_original = getattr(sync_cls, self.method)
+        async_original = getattr(async_cls, self.method)
         counter = self
 
         def sync_counting(self: Any, *args: Any, **kwargs: Any) -> Any:
-            counter.sent += 1
-            return sync_send(self, *args, **kwargs)
+            counter.calls += 1
+            return sync_original(self, *args, **kwargs)
 
         async def async_counting(self: Any, *args: Any, **kwargs: Any) -> Any:
-            counter.sent += 1
-            return await async_send(self, *args, **kwargs)
+            counter.calls += 1
+            return await async_original(self, *args, **kwargs)
 
         self._patches = [
-            mock.patch.object(sync_cls, "send_packed_command", sync_counting),
-            mock.patch.object(async_cls, "send_packed_command", async_counting),
+            mock.patch.object(sync_cls, self.method, sync_counting),
+            mock.patch.object(async_cls, self.method, async_counting),
         ]
         for patch in self._patches:
             patch.start()
@@ -79,6 +84,26 @@ class Counting:
     def __exit__(self, *exc: object) -> None:
         for patch in self._patches:
             patch.stop()
+
+
+class Counting(_ConnectionCalls):
+    """Counts the packets sent to Redis (one per command or pipeline: a round trip)."""
+
+    method, module_class = "send_packed_command", "AbstractConnection"
+
+    @property
+    def sent(self) -> int:
+        return self.calls
+
+
+class Connects(_ConnectionCalls):
+    """Counts the connections opened (``_connect`` makes the socket, in every redis-py version)."""
+
+    method, module_class = "_connect", "Connection"
+
+    @property
+    def opened(self) -> int:
+        return self.calls
 
 
 @pytest.fixture
@@ -331,3 +356,188 @@ def test_errors_propagate_like_the_cache_api():
         fastcache.get_ints(down, ["a"])
     with pytest.raises(redis.ConnectionError):
         asyncio.run(fastcache.aget_ints(down, ["a"]))
+
+
+# -- kept connections ------------------------------------------------------------------------------
+
+
+def _kept(cache: RedisCache) -> list[Any]:
+    reader = fastcache._reader(cache)
+    assert reader is not None
+    return reader._idle[0]
+
+
+@needs_redis
+def test_one_connection_serves_every_read(cache):
+    cache.set_many({"a": 1, "b": 2})
+    with Connects() as connects:
+        for _ in range(20):
+            assert fastcache.get_ints(cache, ["a", "b"]) == {"a": 1, "b": 2}
+    assert connects.opened == 1
+    assert len(_kept(cache)) == 1
+
+
+@needs_redis
+def test_a_connection_the_server_closed_is_replaced_once(cache):
+    import redis
+
+    cache.set("a", 1)
+    fastcache.get_ints(cache, ["a"])
+    [connection] = _kept(cache)
+    connection.send_command("CLIENT", "ID")
+    client_id = connection.read_response()
+    # What a Redis restart or an idle timeout does to a kept connection.
+    assert redis.Redis.from_url(REDIS_URL).client_kill_filter(_id=client_id) == 1
+    with Connects() as connects:
+        assert fastcache.get_ints(cache, ["a"]) == {"a": 1}
+    assert connects.opened == 1  # one retry, on a new connection
+    assert _kept(cache) != [connection] and len(_kept(cache)) == 1
+
+
+@needs_redis
+def test_a_timeout_is_not_retried_and_its_connection_not_reused(cache):
+    import redis
+
+    cache.set("a", 1)
+    fastcache.get_ints(cache, ["a"])
+    [connection] = _kept(cache)
+    with (
+        mock.patch.object(
+            connection, "read_response", side_effect=redis.TimeoutError("slow")
+        ),
+        Connects() as connects,
+        pytest.raises(redis.TimeoutError),
+    ):
+        fastcache.get_ints(cache, ["a"])
+    assert connects.opened == 0  # no second try: that would double the wait
+    assert (
+        _kept(cache) == [] and connection._sock is None
+    )  # closed: it may be out of step
+    assert fastcache.get_ints(cache, ["a"]) == {"a": 1}
+
+
+@needs_redis
+def test_any_failure_closes_the_connection(cache):
+    cache.set("a", 1)
+    fastcache.get_ints(cache, ["a"])
+    [connection] = _kept(cache)
+    with (
+        mock.patch.object(connection, "read_response", side_effect=KeyboardInterrupt),
+        pytest.raises(KeyboardInterrupt),
+    ):
+        fastcache.get_ints(cache, ["a"])
+    assert _kept(cache) == [] and connection._sock is None
+
+
+@needs_redis
+def test_a_forked_worker_opens_its_own_connection(cache):
+    cache.set("a", 1)
+    fastcache.get_ints(cache, ["a"])
+    [parents] = _kept(cache)
+    reader = fastcache._reader(cache)
+    assert reader is not None
+    with mock.patch("django_conditional.fastcache.os.getpid", return_value=-7):
+        with Connects() as connects:
+            assert fastcache.get_ints(cache, ["a"]) == {"a": 1}
+        assert connects.opened == 1
+        assert _kept(cache) != [parents]
+    assert parents._sock is not None  # the parent's socket was left alone
+
+
+@needs_redis
+def test_threads_never_share_a_connection(cache):
+    import threading
+
+    cache.set_many({f"k{i}": i for i in range(8)})
+    errors: list[object] = []
+
+    def read(index: int) -> None:
+        for _ in range(150):
+            got = fastcache.get_ints(cache, [f"k{index}"])
+            if got != {f"k{index}": index}:
+                errors.append(got)
+
+    with Connects() as connects:
+        threads = [threading.Thread(target=read, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+    assert 1 <= connects.opened <= 8
+    assert len(_kept(cache)) == connects.opened  # every connection given back, once
+
+
+@needs_redis
+def test_concurrent_tasks_never_share_a_connection(cache):
+    cache.set_many({f"k{i}": i for i in range(20)})
+
+    async def main() -> tuple[list[dict[str, int]], list[dict[str, int]]]:
+        first = await asyncio.gather(
+            *(fastcache.aget_ints(cache, [f"k{i}"]) for i in range(20))
+        )
+        with Connects() as connects:
+            again = await asyncio.gather(
+                *(fastcache.aget_ints(cache, [f"k{i}"]) for i in range(20))
+            )
+        assert connects.opened == 0  # the connections of the first round are kept
+        return list(first), list(again)
+
+    first, again = asyncio.run(main())
+    expected = [{f"k{i}": i} for i in range(20)]
+    assert first == expected and again == expected
+
+
+@needs_redis
+def test_a_cancelled_read_closes_its_connection(cache):
+    cache.set("a", 1)
+
+    async def main() -> None:
+        await fastcache.aget_ints(cache, ["a"])
+        reader = fastcache._reader(cache)
+        assert reader is not None
+        idle = reader._async_idle[asyncio.get_running_loop()][1][0]
+        [connection] = idle
+        with (
+            mock.patch.object(
+                connection, "read_response", side_effect=asyncio.CancelledError
+            ),
+            pytest.raises(asyncio.CancelledError),
+        ):
+            await fastcache.aget_ints(cache, ["a"])
+        assert idle == [] and not connection.is_connected
+        assert await fastcache.aget_ints(cache, ["a"]) == {"a": 1}
+
+    asyncio.run(main())
+
+
+@needs_redis
+def test_an_async_connection_the_server_closed_is_replaced_once(cache):
+    import redis
+
+    cache.set("a", 1)
+
+    async def main() -> None:
+        await fastcache.aget_ints(cache, ["a"])
+        reader = fastcache._reader(cache)
+        assert reader is not None
+        [connection] = reader._async_idle[asyncio.get_running_loop()][1][0]
+        await connection.send_command("CLIENT", "ID")
+        client_id = await connection.read_response()
+        assert redis.Redis.from_url(REDIS_URL).client_kill_filter(_id=client_id) == 1
+        with Connects() as connects:
+            assert await fastcache.aget_ints(cache, ["a"]) == {"a": 1}
+        assert connects.opened == 1
+
+    asyncio.run(main())
+
+
+@needs_redis
+def test_closed_event_loops_are_forgotten(cache):
+    cache.set("a", 1)
+    for _ in range(3):
+        assert asyncio.run(fastcache.aget_ints(cache, ["a"])) == {"a": 1}
+    reader = fastcache._reader(cache)
+    assert reader is not None
+    # Each asyncio.run closed its loop; the next new loop dropped the earlier ones.
+    assert len(reader._async_idle) <= 1

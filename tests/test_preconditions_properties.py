@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from django_conditional.preconditions import (
@@ -210,3 +210,13 @@ def test_arbitrary_header_text_never_raises(
     latin1 = text.encode("utf-8", "replace").decode("latin-1")  # what WSGI hands Django
     headers = ConditionalHeaders(latin1, latin1, latin1, latin1, latin1, "bytes=0-1")
     assert evaluate(method, headers, current, now=NOW).outcome in set(Outcome)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(ETAGC + ' \t"W/*,', max_size=12))
+def test_one_member_reads_as_in_a_list(value: str) -> None:
+    # A header without a comma takes a shortcut; a trailing empty list element (§5.6.1.2)
+    # sends the same member through the general loop, which must read it the same way.
+    assume("," not in value and value.strip(" \t") != "*")
+    assert parse_entity_tags(value) == parse_entity_tags(value + ",")
+    assert parse_entity_tags(value, max_members=0) == ()

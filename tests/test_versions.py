@@ -225,11 +225,9 @@ def test_warm_get_many_is_one_cache_call_and_no_query(
     # The one round trip: Redis MGET on Django's RedisCache, else the cache's get_many.
     spy: Any
     if fastcache.is_fast(cache):
-        import redis
-
-        spy = mock.patch.object(
-            redis.Redis, "mget", autospec=True, side_effect=redis.Redis.mget
-        )
+        reader = fastcache._reader(cache)
+        assert reader is not None
+        spy = mock.patch.object(reader, "mget", wraps=reader.mget)
     else:
         spy = mock.patch.object(cache, "get_many", wraps=cache.get_many)
     with (

@@ -44,7 +44,10 @@ class CacheCalls:
 
     @property
     def round_trips(self) -> int:
-        return len(self.redis_commands) if self.on_redis else len(self.calls)
+        """Round trips made for the requests: on Redis, without those that open a connection."""
+        if not self.on_redis:
+            return len(self.calls)
+        return sum(name not in _HANDSHAKE for name in self.redis_commands)
 
     on_redis = False
 
@@ -68,34 +71,51 @@ def count_cache_calls() -> Iterator[CacheCalls]:
                 mock.patch.object(backend, name, _counted(counter, name, original))
             )
         if backend.__name__ == "RedisCache":
-            import redis
+            import redis.asyncio.connection
+            import redis.connection
 
             counter.on_redis = True
-            execute = redis.Redis.execute_command
+            # Counted where every command (or pipeline) leaves for the server: one packet, one
+            # round trip, whichever client sends it (Django's, or fastcache's kept connection).
+            sync_cls: Any = redis.connection.AbstractConnection
+            async_cls: Any = redis.asyncio.connection.AbstractConnection
+            send, asend = sync_cls.send_packed_command, async_cls.send_packed_command
 
-            def execute_command(self: Any, *args: Any, **options: Any) -> Any:
+            def send_packed_command(
+                self: Any, command: Any, *args: Any, **kw: Any
+            ) -> Any:
                 with counter._lock:
-                    counter.redis_commands.append(str(args[0]))
-                return execute(self, *args, **options)
+                    counter.redis_commands.append(_command_name(command))
+                return send(self, command, *args, **kw)
+
+            async def asend_packed_command(
+                self: Any, command: Any, *args: Any, **kw: Any
+            ) -> Any:
+                with counter._lock:
+                    counter.redis_commands.append(_command_name(command))
+                return await asend(self, command, *args, **kw)
 
             stack.enter_context(
-                mock.patch.object(redis.Redis, "execute_command", execute_command)
+                mock.patch.object(sync_cls, "send_packed_command", send_packed_command)
             )
-            import redis.asyncio
-
-            aexecute = redis.asyncio.Redis.execute_command
-
-            async def aexecute_command(self: Any, *args: Any, **options: Any) -> Any:
-                with counter._lock:
-                    counter.redis_commands.append(str(args[0]))
-                return await aexecute(self, *args, **options)
-
             stack.enter_context(
                 mock.patch.object(
-                    redis.asyncio.Redis, "execute_command", aexecute_command
+                    async_cls, "send_packed_command", asend_packed_command
                 )
             )
         yield counter
+
+
+# What redis-py sends when it opens a connection (library name, database, credentials), once per
+# connection: a kept connection never sends them again. A new event loop opens a new connection.
+_HANDSHAKE = frozenset({"CLIENT", "SELECT", "AUTH", "HELLO", "READONLY"})
+
+
+def _command_name(packed: Any) -> str:
+    """The name of the (first) command in a packed RESP request: ``*2\r\n$4\r\nMGET...``."""
+    data = packed if isinstance(packed, bytes) else b"".join(packed)
+    lines = data.split(b"\r\n", 3)
+    return lines[2].decode("ascii", "replace").upper() if len(lines) > 2 else "?"
 
 
 def _counted(counter: CacheCalls, name: str, original: Any) -> Any:

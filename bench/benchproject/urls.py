@@ -16,6 +16,7 @@ urlpatterns: list[Any] = [
     path("floor/", views.floor),
     path("floor-b/", views.floor),
     path("floor-read/", views.floor_read),
+    path("floor-304/", views.floor_304),
     path("body/<str:size>/plain/", views.body_view),
     path("body/<str:size>/django/", views.django_middleware_body),
     path("rows/<int:pk>/django/", views.django_write),

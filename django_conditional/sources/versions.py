@@ -21,13 +21,14 @@ import os
 import sysconfig
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from django_conditional.conf import conf
 from django_conditional.validators import ETag
 
-__all__ = ["version_etag", "deploy_salt", "auto_deploy_salt"]
+__all__ = ["version_etag", "version_tag", "deploy_salt", "auto_deploy_salt"]
 
 ENV_VAR = "CONDITIONAL_DEPLOY_SALT"
 _MAX_FILES = 50_000  # a guard against an app pointing at a huge tree
@@ -55,19 +56,46 @@ _seeded: tuple[str, Any] | None = (
 def version_etag(versions: Mapping[str, int], vary: Sequence[str | None] = ()) -> ETag:
     """A strong ETag for a representation built from ``versions`` (``versions.get_many``'s answer)
     and varying on the request header values ``vary`` (e.g. ``Accept-Language``, the user id)."""
+    return ETag(
+        _tag(
+            _salt(),
+            tuple(sorted(versions.items())),
+            tuple(v or "" for v in vary),
+        )
+    )
+
+
+def version_tag(versions: Mapping[str, int]) -> str:
+    """The opaque-tag of ``version_etag(versions)``, remembered per salt and versions.
+
+    A pure function of its inputs: the same versions always give the same tag, so a remembered
+    tag is never stale (a bumped version is another input). What a request names is bounded.
+    """
+    return _remembered_tag(_salt(), tuple(sorted(versions.items())))
+
+
+def _salt() -> str:
+    return conf.DEPLOY_SALT or _auto_salt or deploy_salt()
+
+
+@lru_cache(maxsize=4096)
+def _remembered_tag(salt: str, items: tuple[tuple[str, int], ...]) -> str:
+    return _tag(salt, items, ())
+
+
+def _tag(salt: str, items: tuple[tuple[str, int], ...], vary: tuple[str, ...]) -> str:
     global _seeded
-    salt = conf.DEPLOY_SALT or _auto_salt or deploy_salt()
     seeded = _seeded
     if seeded is None or seeded[0] != salt:
         seeded = (salt, hashlib.blake2b(salt.encode(), digest_size=16))
         _seeded = seeded
     hasher = seeded[1].copy()
     # NUL separates fields: it can occur neither in a header value nor in a store key.
-    parts = [f"\0{key}\0{versions[key]}" for key in sorted(versions)]
+    parts = [f"\0{key}\0{version}" for key, version in items]
     parts.append("\0\0")
-    parts.extend(f"{len(value)}:{value}" for value in (v or "" for v in vary))
+    parts.extend(f"{len(value)}:{value}" for value in vary)
     hasher.update("".join(parts).encode("utf-8", "surrogateescape"))
-    return ETag(hasher.hexdigest())
+    return hasher.hexdigest()
 
 
 def deploy_salt() -> str:
@@ -184,3 +212,4 @@ def _reset() -> None:
     global _auto_salt, _seeded
     _auto_salt = None
     _seeded = None
+    _remembered_tag.cache_clear()

@@ -22,9 +22,11 @@ from django.utils import timezone
 from django.views.decorators.http import condition as django_condition
 
 from bench.benchproject.pages.models import Row
-from django_conditional import fastcache
+from django_conditional import fastcache, versions
+from django_conditional.conf import conf
 from django_conditional.decorators import versioned
 from django_conditional.resources import Collection, Obj
+from django_conditional.responses import NotModified
 
 PAGE_ROWS = 50
 PAGE_VERSION_KEY = "page-version"
@@ -89,6 +91,27 @@ def floor(request: HttpRequest) -> HttpResponse:
 def floor_read(request: HttpRequest) -> HttpResponse:
     fastcache.get_ints(caches["default"], [PAGE_VERSION_KEY])
     return HttpResponse(b"")
+
+
+# (e'') the least a 304 that asks the cache once can do: one read of as many keys as the version
+# 304 reads (the page's version and its remembered headers), then a 304 with the headers the
+# version 304 carries. Nothing compared, no tag computed: no one-round-trip 304 is faster, so this
+# bounds every ratio of the version 304 on the machine that runs it.
+def _bound_keys() -> list[str]:
+    return [
+        versions._prefix() + versions.collection_key(Row),
+        f"{conf.KEY_PREFIX}:headers:{'0' * 32}",
+    ]
+
+
+def floor_304(request: HttpRequest) -> HttpResponseBase:
+    fastcache.get_many(caches["default"], _bound_keys())
+    return NotModified(
+        {
+            "ETag": request.META.get("HTTP_IF_NONE_MATCH", '"bound"'),
+            "Vary": "Accept, Accept-Language",
+        }
+    )
 
 
 # (f) bodies of fixed sizes, plain and behind each conditional-GET middleware.
