@@ -326,3 +326,56 @@ def run_python(
         errors=errors[0],
         statuses=statuses,
     )
+
+
+# -- CPU accounting ---------------------------------------------------------------------------------
+
+
+def _cpu_ticks(pid: int) -> int:
+    """User + system CPU clock ticks of ``pid`` so far (Linux ``/proc``), 0 if unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _stats() -> Iterator[tuple[int, str, list[str]]]:
+    """(pid, name, fields after the name) of every process (Linux ``/proc``)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, _, rest = stat.read_text().rpartition(")")
+            yield int(stat.parent.name), head.split("(", 1)[1], rest.split()
+        except (OSError, IndexError, ValueError):
+            continue
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of ``pid`` (gunicorn's workers)."""
+    return [child for child, _, fields in _stats() if fields[1] == str(pid)]
+
+
+def pid_of(name: str) -> int | None:
+    """The pid of a local process named ``name`` (the Redis server), if there is one."""
+    return next((pid for pid, found, _ in _stats() if found == name), None)
+
+
+class CpuMeter:
+    """CPU time that groups of processes spend while a block runs, per request served."""
+
+    def __init__(self, groups: Mapping[str, list[int]]) -> None:
+        self.groups = {name: pids for name, pids in groups.items() if pids}
+        self.ticks_per_second = os.sysconf("SC_CLK_TCK")
+
+    def start(self) -> dict[str, int]:
+        return {name: sum(map(_cpu_ticks, pids)) for name, pids in self.groups.items()}
+
+    def per_request(self, started: dict[str, int], requests: int) -> dict[str, float]:
+        """µs of CPU per request of each group since ``started``."""
+        if requests <= 0:
+            return {}
+        now = self.start()
+        return {
+            name: (now[name] - started[name]) / self.ticks_per_second / requests * 1e6
+            for name in self.groups
+        }

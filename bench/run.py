@@ -429,17 +429,20 @@ def explain(result: dict[str, Any]) -> list[str]:
         f"Why the version 304 misses: in process, the floor costs {floor:.0f} µs of worker CPU "
         f"and the version 304 {version:.0f} µs (+{version - floor:.0f} µs).",
     ]
-    ping = read.get("CPU: raw redis-py PING")
+    ping = read.get("CPU: PING on a kept connection")
     fast = read.get("CPU: fastcache.get_ints (3 keys)")
+    mget = read.get("CPU: redis-py Redis.mget (3 keys)")
     django_get = read.get("CPU: cache.get (1 key)")
     if ping is not None and fast is not None:
         parts[-1] += (
-            f" One Redis round trip alone costs {ping:.0f} µs of worker CPU (a raw redis-py PING on a "
-            f"kept connection); the app's MGET through fastcache {fast:.0f} µs, where Django's "
-            f"`cache.get` costs {django_get:.0f} µs. The rest is the decorator's Python "
-            "(resolve keys, remembered-headers key, ETag, evaluation, the 304 itself: see the profile). "
-            "Under gunicorn, Redis's own CPU and the wake-ups of a second process come on top, on "
-            "the same vCPUs."
+            f" One Redis round trip alone costs {ping:.0f} µs of worker CPU (a PING on a kept "
+            f"connection); the app's MGET through fastcache {fast:.0f} µs, the same MGET through "
+            f"redis-py's client {mget or float('nan'):.0f} µs, Django's `cache.get` "
+            f"{django_get:.0f} µs (each in a loop, where Redis stays awake: in a request the "
+            "round trip costs more). The rest is the decorator's Python (resolve keys, "
+            "remembered-headers key, ETag, evaluation, the 304 itself: see the profile). Under "
+            "gunicorn, Redis's own CPU and the wake-ups of a second process come on top, on the "
+            "same vCPUs."
         )
     else:
         parts[-1] += " The difference is the decorator's Python (see the profile)."
@@ -578,6 +581,8 @@ def report(
                     _fmt(ip.get("us", float("nan")), 1),
                     _fmt(ip.get("cpu_us", float("nan")), 1),
                     _fmt(ip.get("cpu_ratio", float("nan"))),
+                    _fmt(summary.get("cpu_us", {}).get("gunicorn", float("nan")), 0),
+                    _fmt(summary.get("cpu_us", {}).get("redis", float("nan")), 0),
                 ]
             )
         lines += table(
@@ -594,9 +599,18 @@ def report(
                 "in-process µs (wall)",
                 "in-process µs (CPU)",
                 "floor / case (CPU)",
+                "under load: gunicorn CPU µs / request",
+                "under load: Redis CPU µs / request",
             ],
             rows,
         )
+        lines += [
+            "",
+            "CPU under load: user + system time of the gunicorn processes and of the local Redis "
+            "server during each wrk run, divided by the requests served (medians over rounds; "
+            "clock ticks of 10 ms, so a few µs of resolution). What a round trip costs shows "
+            "there: compare floor, floor-read and floor-304.",
+        ]
         micro = result.get("micro", {})
         if micro:
             lines += ["", "### Micro-benchmarks (µs per call, in process)", ""]

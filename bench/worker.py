@@ -131,6 +131,14 @@ def main(name: str, output: Path) -> None:
     env["PYTHONPATH"] = str(ROOT)
     loads: dict[str, list[dict[str, Any]]] = {}
     with load.gunicorn(env) as server:
+        # CPU per request under load, by process group: where a round trip's cost lands.
+        redis_pid = load.pid_of("redis-server") if redis else None
+        meter = load.CpuMeter(
+            {
+                "gunicorn": [server.process.pid, *load.child_pids(server.process.pid)],
+                "redis": [redis_pid] if redis_pid else [],
+            }
+        )
         served: dict[str, str] = {}
         for case in read_cases:
             if case.etag_from and case.etag_from not in served:
@@ -172,6 +180,7 @@ def main(name: str, output: Path) -> None:
                     generator.shuffle(members)
                     for planned in members:
                         case, headers = plans[planned.name]
+                        started_cpu = meter.start()
                         outcome = runner(
                             server.port,
                             case.method,
@@ -188,6 +197,9 @@ def main(name: str, output: Path) -> None:
                                 "p99_ms": outcome.p99_ms,
                                 "requests": outcome.requests,
                                 "errors": outcome.errors,
+                                "cpu_us": meter.per_request(
+                                    started_cpu, outcome.requests
+                                ),
                                 "statuses": {
                                     str(code): count
                                     for code, count in outcome.statuses.items()
@@ -202,6 +214,10 @@ def main(name: str, output: Path) -> None:
             "p50_ms": statistics.median(r["p50_ms"] for r in runs),
             "p99_ms": statistics.median(r["p99_ms"] for r in runs),
             "errors": sum(int(r["errors"]) for r in runs),
+            "cpu_us": {
+                group: statistics.median(r["cpu_us"][group] for r in runs)
+                for group in runs[0].get("cpu_us", {})
+            },
         }
         for case_name, runs in loads.items()
     }

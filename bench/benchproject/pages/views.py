@@ -130,12 +130,17 @@ def body_view(request: HttpRequest, size: str) -> HttpResponse:
 
 
 def _wrapped(middleware: Callable[[Any], Any]) -> Callable[..., HttpResponseBase]:
-    # Middleware around this one view only, exactly as the middleware stack calls it.
-    def view(request: HttpRequest, size: str) -> HttpResponseBase:
-        def get_response(request: HttpRequest) -> HttpResponseBase:
-            return body_view(request, size)
+    # Middleware around this one view only, made once and called exactly as Django's stack
+    # calls it (the view's size comes from the URL match, as the handler resolves it).
+    def get_response(request: HttpRequest) -> HttpResponseBase:
+        match = request.resolver_match
+        assert match is not None
+        return body_view(request, match.kwargs["size"])
 
-        response: HttpResponseBase = middleware(get_response)(request)
+    instance = middleware(get_response)
+
+    def view(request: HttpRequest, size: str) -> HttpResponseBase:
+        response: HttpResponseBase = instance(request)
         return response
 
     return view
