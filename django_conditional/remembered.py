@@ -42,8 +42,14 @@ def memo_key(view_id: str, request: HttpRequest, token: str) -> str:
     ``token`` names the representation (``validator_token``): per-user and per-language
     variants have distinct validators, so one variant's 304 never gets another's headers.
     """
+    # The path and query as the request spelled them (``get_full_path`` would re-quote them):
+    # two spellings of one URL only keep two copies of the same headers.
+    query = request.META.get("QUERY_STRING", "")
     digest = hashlib.md5(
-        f"{view_id}\n{request.get_full_path()}\n{token}".encode(), usedforsecurity=False
+        f"{view_id}\n{request.path}\n{query}\n{token}".encode(
+            "utf-8", "surrogateescape"
+        ),
+        usedforsecurity=False,
     ).hexdigest()
     return f"{conf.KEY_PREFIX}:headers:{digest}"
 

@@ -95,10 +95,15 @@ class Collection(Resource):
         self.model = model
         self.name = name
         self.params = params
+        self._key: str | None = None  # without parameters, the key never changes
 
     def keys(
         self, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> list[str]:
+        if not self.params:
+            if self._key is None:
+                self._key = versions.collection_key(_model(self.model), self.name)
+            return [self._key]
         values = {
             param: _url_value(source, request, args, kwargs)
             for param, source in self.params.items()
@@ -173,6 +178,9 @@ def resolve_keys(
     kwargs: dict[str, Any],
 ) -> list[str]:
     """Every key of ``resources``, in order, without duplicates."""
+    if len(resources) == 1:
+        found = resources[0].keys(request, args, kwargs)
+        return found if len(found) == 1 else list(dict.fromkeys(found))
     keys: dict[str, None] = {}
     for resource in resources:
         for key in resource.keys(request, args, kwargs):

@@ -454,6 +454,22 @@ def test_model_by_label(rf, article):
     ]
 
 
+def test_keys_come_once_each_in_order(rf, article):
+    request = rf.get("/")
+    kwargs = {"pk": str(article.pk)}
+    one = VersionedSource([lambda request, **kwargs: ["b", "a", "b", "a"]])
+    assert one.keys(request, (), kwargs) == ["b", "a"]
+    several = VersionedSource(
+        [Collection(Comment), Obj(Article), Collection("testapp.Comment")]
+    )
+    expected = [
+        versions.collection_key(Comment),
+        versions.object_key(Article, article.pk),
+    ]
+    assert several.keys(request, (), kwargs) == expected
+    assert several.keys(request, (), kwargs) == expected  # the collection key, kept
+
+
 def test_key_function_must_return_keys(rf):
     source = VersionedSource([lambda request, **kwargs: 42])
     with pytest.raises(TypeError, match="key"):
