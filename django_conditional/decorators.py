@@ -563,7 +563,10 @@ class VersionedSource(ValidatorSource):
     ) -> Resolved:
         # Without a client tag the remembered headers were not fetched with the versions: the
         # 304 (to If-Modified-Since) recalls them by the current validators.
-        remembered_headers = None if memo_key is None else remembered.restore(memo)
+        # A memo missing from the cache (evicted, flushed) lets the next 200 write it again.
+        remembered_headers = (
+            None if memo_key is None else remembered.restore(memo, memo_key)
+        )
         return Resolved(validators, remembered_headers, self.default_headers)
 
     def resolve(

@@ -137,6 +137,19 @@ def test_304_keeps_the_headers_of_the_200_in_the_same_round_trip(
     assert cache_calls.round_trips == 1
 
 
+def test_remembered_headers_heal_after_a_cache_flush(client, article):
+    path = f"/cache-control/{article.pk}/"
+    first = client.get(path)
+    clear_version_cache()  # eviction, flush or restart of the cache
+    bare = client.get(path, headers={"If-None-Match": first.headers["ETag"]})
+    assert bare.status_code == 304
+    assert "Cache-Control" not in bare.headers  # nothing to recall, nothing invented
+    assert client.get(path).status_code == 200  # the next 200 writes them again
+    healed = client.get(path, headers={"If-None-Match": first.headers["ETag"]})
+    assert healed.status_code == 304
+    assert healed.headers["Cache-Control"] == "max-age=60"
+
+
 def test_if_modified_since_304_recalls_the_headers_of_the_200(client, article):
     # No If-None-Match: the remembered headers are found by the current validators.
     path = f"/dated-expiring/{article.pk}/"
