@@ -2,9 +2,36 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.conf import settings
+
+
+@pytest.fixture
+def clean_versions() -> Iterator[None]:
+    """An empty version cache and no recorded view calls, before and after the test."""
+    from tests.testapp.views import CALLS
+    from tests.versioned_support import clear_version_cache
+
+    clear_version_cache()
+    CALLS.clear()
+    yield
+    clear_version_cache()
+
+
+@pytest.fixture
+def article(db: None, django_capture_on_commit_callbacks: Any) -> Any:
+    """One article by one author, committed (so their versions are bumped and cached)."""
+    from tests.testapp.models import Article, Author
+
+    with django_capture_on_commit_callbacks(execute=True):
+        author = Author.objects.create(name="Ada")
+        created: Article = Article.objects.create(
+            author=author, title="One", body="first"
+        )
+    return created
 
 
 @pytest.fixture

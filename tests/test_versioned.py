@@ -15,25 +15,11 @@ from tests.testapp.models import Article, Author, Comment
 from tests.testapp.views import CALLS
 from tests.versioned_support import clear_version_cache, count_cache_calls, run_async
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.urls_versioned")]
-
-
-@pytest.fixture(autouse=True)
-def _clean():
-    clear_version_cache()
-    CALLS.clear()
-    yield
-    clear_version_cache()
-
-
-@pytest.fixture
-def article(django_capture_on_commit_callbacks) -> Article:
-    with django_capture_on_commit_callbacks(execute=True):
-        author = Author.objects.create(name="Ada")
-        created: Article = Article.objects.create(
-            author=author, title="One", body="first"
-        )
-    return created
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.urls("tests.urls_versioned"),
+    pytest.mark.usefixtures("clean_versions"),
+]
 
 
 def aget(path: str, **headers: str):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from unittest import mock
 
 import pytest
@@ -16,28 +17,15 @@ from django_conditional.conf import conf
 from django_conditional.httpdate import format_http_date
 from tests.testapp.models import Article, Author
 from tests.testapp.views import CALLS, WRITE_DELAY
-from tests.versioned_support import clear_version_cache, run_async
+from tests.versioned_support import run_async
 
 pytestmark = pytest.mark.urls("tests.urls_versioned")
 
 
 @pytest.fixture(autouse=True)
-def _clean():
-    clear_version_cache()
-    CALLS.clear()
+def _clean(clean_versions: None) -> Iterator[None]:
     yield
-    clear_version_cache()
     WRITE_DELAY["seconds"] = 0.0
-
-
-@pytest.fixture
-def article(db, django_capture_on_commit_callbacks) -> Article:
-    with django_capture_on_commit_callbacks(execute=True):
-        author = Author.objects.create(name="Ada")
-        created: Article = Article.objects.create(
-            author=author, title="One", body="first"
-        )
-    return created
 
 
 def put(client: Client, path: str, data: dict[str, str], **headers: str):
