@@ -4,14 +4,14 @@
 out. For Django's ``RedisCache`` it skips what makes that call expensive: Django builds a new
 ``redis.Redis`` client for every call (filling its response-callback table costs more than the
 round trip itself), validates every key again, and redis-py's command machinery (pool lock,
-retries, event and metrics hooks) costs as much CPU as the round trip. Here Django's connection
-pool is reached once per process and configuration (``RedisCacheClient._get_connection_pool``, the
-private API of Django 4.2 to 6.x, checked when the reader is built) for its connection class and
-options; connections made with them are kept on a small stack (one per thread or task that reads
-at the same time, taken and given back without a lock), the keys Django would make
-(``KEY_PREFIX``, ``VERSION``, ``KEY_FUNCTION``) are computed once per key string, and all of them
-are fetched with one ``MGET`` written straight to the connection. Values are decoded by the
-cache's own serializer.
+retries, event and metrics hooks) costs as much CPU as the round trip. Here a pool is built once
+per process and configuration exactly as Django builds the cache's (``RedisCacheClient``'s
+``_pool_class``, ``_servers`` and ``_pool_options``, the private API of Django 4.2 to 6.x, checked
+when the reader is built), only for its connection class and options: connections made with them
+are kept on a small stack (one per thread or task that reads at the same time, taken and given
+back without a lock). The keys Django would make (``KEY_PREFIX``, ``VERSION``, ``KEY_FUNCTION``)
+are computed once per key string, and all of them are fetched with one ``MGET`` written straight
+to the connection. Values are decoded by the cache's own serializer.
 
 ``get_ints`` is the version read: a value that is not a plain ``int`` (Django's
 ``RedisSerializer`` stores ints unpickled) is reported missing, without unpickling anything.
@@ -244,9 +244,8 @@ def _build(cache: Any) -> _RedisReader | None:
             return None
         # The private API this module relies on (Django 4.2 - 6.x).
         for name in (
-            "_get_connection_pool",
+            "_pool_class",
             "_get_connection_pool_index",
-            "_client",
             "_serializer",
             "_pool_options",
             "_servers",

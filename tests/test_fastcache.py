@@ -196,10 +196,11 @@ def test_subclass_with_its_own_reads_uses_the_cache_api():
     assert fastcache.get_ints(cache, ["a"]) == {}
 
 
-def test_private_api_mismatch_falls_back():
+@pytest.mark.parametrize("name", ["_pool_options", "_pool_class", "_servers"])
+def test_private_api_mismatch_falls_back(name):
     cache = redis_cache()
     backend = cache._cache
-    del backend.__dict__["_pool_options"]  # as if a future Django renamed it
+    del backend.__dict__[name]  # as if a future Django renamed it
     assert not fastcache.is_fast(cache)
     with mock.patch.object(cache, "get_many", return_value={"a": 1}) as public:
         assert fastcache.get_ints(cache, ["a"]) == {"a": 1}
