@@ -377,23 +377,7 @@ async def auser_id(request: HttpRequest) -> str:
     return "" if value is None else str(value)
 
 
-def _warm(
-    keys: list[str], cached: Mapping[str, Any], prefix: str
-) -> tuple[dict[str, int], list[str]]:
-    found: dict[str, int] = {}
-    missing: list[str] = []
-    untrusted = versions._untrusted
-    for key in keys:
-        value = cached.get(prefix + key)
-        if type(value) is int and key not in untrusted:
-            found[key] = value
-        else:
-            missing.append(key)
-    return found, missing
-
-
-def _cache_keys(keys: list[str], memo_key: str | None) -> list[str]:
-    prefix = versions._prefix()
+def _cache_keys(keys: list[str], prefix: str, memo_key: str | None) -> list[str]:
     cache_keys = [prefix + key for key in keys]
     if memo_key is not None:
         cache_keys.append(memo_key)
@@ -414,25 +398,28 @@ def _read(keys: list[str], memo_key: str | None) -> tuple[dict[str, int], Any]:
     """The versions of ``keys`` and the remembered headers at ``memo_key``, in ONE cache
     round trip when every version is cached; the version store (database fallback, cache fill)
     answers for the rest. A cache failure is logged and the database answers."""
+    prefix = versions._prefix()
     try:
-        cached = _cache_get_many(_cache_keys(keys, memo_key))
+        cached = _cache_get_many(_cache_keys(keys, prefix, memo_key))
     except Exception as exc:
         # Straight to the database: asking the failing cache again would double the timeout.
         logger.warning("django_conditional: cache get_many failed (%s)", exc)
         return versions._read_db(keys), None
-    found, missing = _warm(keys, cached, versions._prefix())
+    # The store's own split: plain ints it trusts are found, the rest it reads and refills.
+    found, missing = versions._split(keys, cached, prefix)
     if missing:
         found.update(versions.get_many(missing))
     return found, cached.get(memo_key) if memo_key is not None else None
 
 
 async def _aread(keys: list[str], memo_key: str | None) -> tuple[dict[str, int], Any]:
+    prefix = versions._prefix()
     try:
-        cached = await _acache_get_many(_cache_keys(keys, memo_key))
+        cached = await _acache_get_many(_cache_keys(keys, prefix, memo_key))
     except Exception as exc:
         logger.warning("django_conditional: cache get_many failed (%s)", exc)
         return await sync_to_async(versions._read_db)(keys), None
-    found, missing = _warm(keys, cached, versions._prefix())
+    found, missing = versions._split(keys, cached, prefix)
     if missing:
         found.update(await versions.aget_many(missing))
     return found, cached.get(memo_key) if memo_key is not None else None
@@ -540,11 +527,8 @@ class VersionedSource(ValidatorSource):
     # -- reads --
 
     def _memo_key(self, request: HttpRequest) -> str | None:
-        if (
-            conf.REMEMBER_HEADERS
-            and request.method in SAFE_METHODS
-            and has_preconditions(request)
-        ):
+        # The client's If-None-Match tag names the headers to fetch (none without one).
+        if conf.REMEMBER_HEADERS and request.method in SAFE_METHODS:
             token = remembered.request_token(request)
             if token is not None:
                 return remembered.memo_key(self.view_id, request, token)

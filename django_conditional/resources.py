@@ -178,9 +178,6 @@ def resolve_keys(
     kwargs: dict[str, Any],
 ) -> list[str]:
     """Every key of ``resources``, in order, without duplicates."""
-    if len(resources) == 1:
-        found = resources[0].keys(request, args, kwargs)
-        return found if len(found) == 1 else list(dict.fromkeys(found))
     keys: dict[str, None] = {}
     for resource in resources:
         for key in resource.keys(request, args, kwargs):

@@ -135,10 +135,28 @@ def _trackings_or_default(model: type[models.Model]) -> tuple[Tracking, ...]:
     return _trackings(model) or (Tracking(model._meta.concrete_model),)  # type: ignore[arg-type]
 
 
-def _keys(instance: models.Model, trackings: Iterable[Tracking]) -> list[str]:
+def _needs_instance(trackings: Iterable[Tracking]) -> bool:
+    """Whether a row's keys need the row itself (named collections, parents), not just its pk."""
+    return any(tracking.needs_instance for tracking in trackings)
+
+
+def _keys(
+    instance: models.Model,
+    trackings: Iterable[Tracking],
+    seen: set[tuple[type[models.Model], Any]] | None = None,
+) -> list[str]:
     keys: list[str] = []
     for tracking in trackings:
-        keys.extend(_instance_keys(instance, tracking))
+        keys.extend(_instance_keys(instance, tracking, seen))
+    return keys
+
+
+def _pk_keys(trackings: Iterable[Tracking], pks: Iterable[Any]) -> list[str]:
+    """The table and object keys of the rows ``pks``, for trackings that need no instance."""
+    keys: list[str] = []
+    for tracking in trackings:
+        keys.append(versions.collection_key(tracking.model))
+        keys.extend(versions.object_key(tracking.model, pk) for pk in pks)
     return keys
 
 
@@ -175,7 +193,6 @@ def _parent_keys(
     trackings = _trackings_or_default(parent_model)
     if (trackings[0].model, parent_pk) in seen:
         return []
-    keys: list[str] = []
     if fk.target_field.primary_key is False:
         # A ForeignKey to a non-pk field: the parent must be loaded to know its pk.
         parent = _cached_or_fetch(
@@ -183,23 +200,14 @@ def _parent_keys(
         )
         if parent is None:
             return [versions.collection_key(t.model) for t in trackings]
-        for tracking in trackings:
-            keys.extend(_instance_keys(parent, tracking, seen))
-        return keys
-    if not any(t.needs_instance for t in trackings):
+        return _keys(parent, trackings, seen)
+    if not _needs_instance(trackings):
         seen.add((trackings[0].model, parent_pk))
-        for tracking in trackings:
-            keys.extend(tracking.own_keys(parent_pk))
-        return keys
+        return _pk_keys(trackings, [parent_pk])
     parent = _cached_or_fetch(instance, fk, parent_model, {"pk": parent_pk})
-    for tracking in trackings:
-        if (
-            parent is None
-        ):  # deleted meanwhile (a cascade): its own delete bumps the rest
-            keys.extend(tracking.own_keys(parent_pk))
-        else:
-            keys.extend(_instance_keys(parent, tracking, seen))
-    return keys
+    if parent is None:  # deleted meanwhile (a cascade): its own delete bumps the rest
+        return _pk_keys(trackings, [parent_pk])
+    return _keys(parent, trackings, seen)
 
 
 def _cached_or_fetch(
@@ -296,7 +304,7 @@ def _on_pre_save(
     sender: type[models.Model], instance: models.Model, **kwargs: Any
 ) -> None:
     trackings = _trackings(sender)
-    if not any(t.needs_instance for t in trackings):
+    if not _needs_instance(trackings):
         return
     instance.__dict__.pop(_OLD_KEYS, None)
     if instance._state.adding or instance.pk is None or kwargs.get("raw"):
@@ -395,14 +403,12 @@ def _on_m2m_changed(
             if action == "pre_clear"
             else list(pk_set or ())
         )
-        if pks and any(t.needs_instance for t in theirs):
+        if pks and _needs_instance(theirs):
             db = using or instance._state.db
             for other in model._base_manager.using(db).filter(pk__in=pks):
                 keys.extend(_keys(other, theirs))
         elif pks:
-            for tracking in theirs:
-                keys.append(versions.collection_key(tracking.model))
-                keys.extend(versions.object_key(tracking.model, pk) for pk in pks)
+            keys.extend(_pk_keys(theirs, pks))
     if keys:
         _bump(keys, using=using)
 
@@ -519,12 +525,9 @@ class TrackedQuerySet(models.QuerySet[_M]):
         trackings = _trackings_or_default(self.model)
         if not pks:
             return []
+        if not _needs_instance(trackings):
+            return _pk_keys(trackings, pks)
         keys: list[str] = []
-        if not any(t.needs_instance for t in trackings):
-            for tracking in trackings:
-                keys.extend(versions.object_key(tracking.model, pk) for pk in pks)
-                keys.append(versions.collection_key(tracking.model))
-            return keys
         base = self.model._base_manager.using(self.db)
         for start in range(0, len(pks), 500):
             keys.extend(self._keys_of(base.filter(pk__in=pks[start : start + 500])))

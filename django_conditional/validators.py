@@ -16,16 +16,12 @@ def is_opaque_tag(text: str) -> bool:
     return _OPAQUE_TAG.fullmatch(text) is not None
 
 
-def _is_etagc(char: str) -> bool:
-    return is_opaque_tag(char)
-
-
 def sanitize_opaque_tag(tag: str) -> str:
     """Percent-encode what may not stand between an entity-tag's quotes, so any string makes a valid tag."""
     if is_opaque_tag(tag):
         return tag
     return "".join(
-        c if _is_etagc(c) and c != "%" else "".join(f"%{b:02X}" for b in c.encode())
+        c if is_opaque_tag(c) and c != "%" else "".join(f"%{b:02X}" for b in c.encode())
         for c in tag
     )
 

@@ -17,9 +17,9 @@ How the cache stays right across workers (no process-local copy of a version is 
 - **Readers** (``get_many``) make one ``get_many`` call; keys it misses are read from the database
   in one query and stored with ``add`` (only if absent), so a reader that read the database just
   before a bump committed can never overwrite the value the bumper set after its commit.
-- **Redis** (Django's ``RedisCache``): reads are one ``MGET`` on a client kept per process
-  (``fastcache``; ``redis.asyncio`` in async code); writes go through a small Lua script that stores a version only if it is larger (in absolute
-  value) than the cached one, so even the instant of the race above cannot show an older version;
+- **Redis** (Django's ``RedisCache``): reads are one ``MGET`` on a connection kept per process
+  (``fastcache``; ``redis.asyncio`` in async code); writes go through a small Lua script that
+  stores a version only if it is larger (in absolute value) than the cached one, so even the instant of the race above cannot show an older version;
   a cached value larger than the database's (a restored backup) is corrected by the next bump.
   Other backends have no such atomic write through Django's cache API: there, two bumps of one key
   that commit at the same moment can show the older version for the time of one database read
