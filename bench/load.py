@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from example_project.serving import free_port, wait_until
+from example_project.serving import free_port, processes, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 2
@@ -340,24 +340,9 @@ def _cpu_ticks(pid: int) -> int:
         return 0
 
 
-def _stats() -> Iterator[tuple[int, str, list[str]]]:
-    """(pid, name, fields after the name) of every process (Linux ``/proc``)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            head, _, rest = stat.read_text().rpartition(")")
-            yield int(stat.parent.name), head.split("(", 1)[1], rest.split()
-        except (OSError, IndexError, ValueError):
-            continue
-
-
-def child_pids(pid: int) -> list[int]:
-    """The direct children of ``pid`` (gunicorn's workers)."""
-    return [child for child, _, fields in _stats() if fields[1] == str(pid)]
-
-
 def pid_of(name: str) -> int | None:
     """The pid of a local process named ``name`` (the Redis server), if there is one."""
-    return next((pid for pid, found, _ in _stats() if found == name), None)
+    return next((pid for pid, found, _ in processes() if found == name), None)
 
 
 class CpuMeter:

@@ -53,6 +53,7 @@ def main(name: str, output: Path) -> None:
     from django.db import connections
 
     from bench import inprocess, load
+    from example_project.serving import child_pids
 
     rounds = int(_env_number("BENCH_ROUNDS", 3))
     duration = _env_number("BENCH_DURATION", 2.0)
@@ -135,7 +136,7 @@ def main(name: str, output: Path) -> None:
         redis_pid = load.pid_of("redis-server") if redis else None
         meter = load.CpuMeter(
             {
-                "gunicorn": [server.process.pid, *load.child_pids(server.process.pid)],
+                "gunicorn": [server.process.pid, *child_pids(server.process.pid)],
                 "redis": [redis_pid] if redis_pid else [],
             }
         )

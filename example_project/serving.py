@@ -1,12 +1,13 @@
 """Servers in subprocesses, for the tests and the benchmarks: a free loopback port, waiting
-until one answers, and stopping it for sure."""
+until one answers, finding its worker processes, and stopping it for sure."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -59,3 +60,18 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=timeout)
+
+
+def processes() -> Iterator[tuple[int, str, list[str]]]:
+    """(pid, name, the ``/proc/<pid>/stat`` fields after the name) of every process (Linux)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, _, rest = stat.read_text().rpartition(")")
+            yield int(stat.parent.name), head.split("(", 1)[1], rest.split()
+        except (OSError, IndexError, ValueError):
+            continue
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of ``pid`` (a gunicorn master's workers)."""
+    return [child for child, _, fields in processes() if fields[1] == str(pid)]

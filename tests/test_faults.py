@@ -36,9 +36,15 @@ from django.test.utils import CaptureQueriesContext
 from django_conditional import versions
 from django_conditional.conf import conf
 from example_project.blog.testing import ROOT, demo_env, prepare_database
-from example_project.serving import free_port
+from example_project.serving import child_pids, free_port, stop, wait_until
 from tests import urls_hostile
-from tests.test_raw_sockets import RedisServer, build, exchange, own_redis
+from tests.test_raw_sockets import (
+    RedisServer,
+    answers,
+    build,
+    exchange,
+    own_redis,
+)
 from tests.testapp.models import Article, Author
 
 pytestmark = [
@@ -428,11 +434,6 @@ def test_a_write_whose_view_fails_after_saving_is_rolled_back(
 # A worker killed mid-request ----------------------------------------------------------------
 
 
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
-
-
 @pytest.mark.server
 def test_a_worker_killed_mid_request_leaves_the_others_correct(
     tmp_path: Path, redis_server: RedisServer
@@ -450,27 +451,27 @@ def test_a_worker_killed_mid_request_leaves_the_others_correct(
             command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
     try:
-        deadline = time.monotonic() + 30
-        while len(_children(process.pid)) < 3 or not _answers(port):
-            assert process.poll() is None and time.monotonic() < deadline, (
-                log_path.read_text()
+        try:
+            wait_until(
+                lambda: len(child_pids(process.pid)) >= 3 and answers(port),
+                process,
+                timeout=30,
+                what="gunicorn",
             )
-            time.sleep(0.2)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}:\n{log_path.read_text()}") from None
         _run_with_a_kill(port, process.pid)
         # The master replaced the worker; every worker answers.
-        deadline = time.monotonic() + 20
-        while len(_children(process.pid)) < 3:
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        wait_until(
+            lambda: len(child_pids(process.pid)) >= 3,
+            process,
+            timeout=20,
+            what="gunicorn's new worker",
+        )
         for _ in range(12):
             assert exchange(port, build("GET", "/about/")).status == 200
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop(process, timeout=10)
     assert " 500 " not in log_path.read_text()
 
 
@@ -522,19 +523,12 @@ def _kill_a_worker_in_the_middle_of_a_write(port: int, master: int, path: str) -
     in_flight = socket.create_connection(("127.0.0.1", port), timeout=10)
     try:
         in_flight.sendall(raw[: -len(body) + 3])
-        victim = _worker_serving(in_flight, port, _children(master))
+        victim = _worker_serving(in_flight, port, child_pids(master))
         os.kill(victim, signal.SIGKILL)
         with contextlib.suppress(ConnectionResetError):
             assert in_flight.recv(65536) == b""  # no answer from the dead worker
     finally:
         in_flight.close()
-
-
-def _answers(port: int) -> bool:
-    try:
-        return exchange(port, build("GET", "/about/"), timeout=2).status == 200
-    except (OSError, AssertionError):
-        return False
 
 
 BASIC = (b"Authorization", b"Basic ZGVtbzpkZW1v")  # demo:demo

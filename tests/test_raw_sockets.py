@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from example_project.blog.testing import ROOT, demo_env, prepare_database
-from example_project.serving import free_port
+from example_project.serving import free_port, stop, wait_until
 
 pytestmark = pytest.mark.server
 
@@ -67,6 +66,14 @@ def build(
         ]
     lines.append(b"Connection: close")
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def answers(port: int) -> bool:
+    """Whether the demo served on ``port`` answers its about page with a 200."""
+    try:
+        return exchange(port, build("GET", "/about/"), timeout=2).status == 200
+    except (OSError, AssertionError):
+        return False
 
 
 def exchange(port: int, raw: bytes, timeout: float = 15.0) -> Reply:
@@ -210,24 +217,15 @@ def _serve(
         )
     running = Server(port, log_path, process)
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            try:
-                if exchange(port, build("GET", "/about/"), timeout=2).status == 200:
-                    break
-            except (OSError, AssertionError):
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{kind} did not start:\n{running.log()}")
-            time.sleep(0.2)
+        try:
+            wait_until(
+                lambda: answers(port), process, timeout=STARTUP_SECONDS, what=kind
+            )
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}:\n{running.log()}") from None
         yield running
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop(process, timeout=10)
     assert " 500 " not in running.log(), running.log()[-3000:]
     assert "Traceback" not in running.log(), running.log()[-3000:]
 

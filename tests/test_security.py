@@ -253,17 +253,23 @@ def test_per_user_pages_never_share_tags(
                 assert response.content.decode().endswith(name)
 
 
+def _alice_revalidates_after_bob(
+    people: dict[str, Any], template: str, is_async: bool
+) -> Any:
+    """Alice's 304, with Bob's 200 of the same URL in between (headers are remembered per URL)."""
+    path = template.format(pk=people["article"].pk)
+    alice = _client(people["alice"])
+    tag = _get(alice, path, is_async)["ETag"]
+    _get(_client(people["bob"]), path, is_async)
+    return _get(alice, path, is_async, if_none_match=tag)
+
+
 @pytest.mark.urls("tests.urls_hostile")
 @pytest.mark.parametrize(("template", "is_async"), PRIVATE)
 def test_per_user_304_keeps_cache_control_private(
     people: dict[str, Any], template: str, is_async: bool
 ) -> None:
-    path = template.format(pk=people["article"].pk)
-    alice = _client(people["alice"])
-    tag = _get(alice, path, is_async)["ETag"]
-    # Another user's 200 in between (the view's headers are remembered per URL).
-    _get(_client(people["bob"]), path, is_async)
-    response = _get(alice, path, is_async, if_none_match=tag)
+    response = _alice_revalidates_after_bob(people, template, is_async)
     assert response.status_code == 304
     assert "private" in response["Cache-Control"]
     assert "public" not in response["Cache-Control"]
@@ -275,11 +281,7 @@ def test_per_user_304_keeps_cache_control_private(
 def test_per_user_304_never_carries_another_users_headers(
     people: dict[str, Any], template: str, is_async: bool
 ) -> None:
-    path = template.format(pk=people["article"].pk)
-    alice = _client(people["alice"])
-    tag = _get(alice, path, is_async)["ETag"]
-    _get(_client(people["bob"]), path, is_async)
-    response = _get(alice, path, is_async, if_none_match=tag)
+    response = _alice_revalidates_after_bob(people, template, is_async)
     assert response.status_code == 304
     assert "bob" not in response.get("Content-Location", "")
 
