@@ -278,7 +278,7 @@ def check_shared_cache(
 
 
 def register_checks() -> None:
-    register(Tags.compatibility)(check_settings)
-    register(Tags.compatibility)(check_middleware)
-    register(Tags.compatibility)(check_compression)
+    register("django_conditional", Tags.caches)(check_settings)
+    register("django_conditional")(check_middleware)
+    register("django_conditional")(check_compression)
     register(Tags.caches)(check_shared_cache)

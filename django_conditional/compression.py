@@ -14,8 +14,8 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponseBase
 from django.middleware.gzip import GZipMiddleware as DjangoGZipMiddleware
 
-from django_conditional.conf import conf
-from django_conditional.preconditions import accepts_coding, parse_entity_tags
+from django_conditional.preconditions import ANY, accepts_coding
+from django_conditional.request import preconditions
 from django_conditional.validators import ETag
 
 CODING = "gzip"
@@ -29,14 +29,14 @@ def coded_etag(etag: str) -> str | None:
 
 
 def _client_holds_coded(request: HttpRequest, coded: str) -> bool:
-    header = request.META.get("HTTP_IF_NONE_MATCH")
-    if not header or not accepts_coding(
-        request.META.get("HTTP_ACCEPT_ENCODING"), CODING, conf.MAX_LIST_MEMBERS
-    ):
+    conditions = preconditions(request)
+    tags = conditions.if_none_match
+    if not tags or tags == ANY:
+        return False
+    if not accepts_coding(conditions.accept_encoding, CODING, conditions.max_members):
         return False
     wanted = ETag.from_header_value(coded)
-    tags = parse_entity_tags(header, conf.MAX_LIST_MEMBERS)
-    return tags != "*" and any(tag.weak_match(wanted) for tag in tags)
+    return any(tag.weak_match(wanted) for tag in tags)
 
 
 class GZipMiddleware(DjangoGZipMiddleware):

@@ -8,7 +8,7 @@ setting costs an AttributeError each time); ``setting_changed`` (``override_sett
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,19 @@ def _setting(name: str, default: Any) -> Any:
         return _read[name]
     except KeyError:
         value = _read[name] = getattr(settings, _PREFIX + name, default)
+        return value
+
+
+def _parsed(name: str, default: Any, parse: Callable[[Any], Any]) -> Any:
+    """``parse`` of a setting's value, computed once (until a setting changes)."""
+    key = "parsed:" + name
+    try:
+        return _read[key]
+    except KeyError:
+        try:
+            value = _read[key] = parse(_setting(name, default))
+        except ValueError as exc:
+            raise ImproperlyConfigured(str(exc)) from exc
         return value
 
 
@@ -158,10 +171,10 @@ class Settings:
     def SKIP_PATHS(self) -> tuple[re.Pattern[str], ...]:
         """Paths the middleware leaves alone: regexes matched at the start of ``request.path_info``
         (``re.match``; a plain prefix such as ``"/admin/"`` works as is). Default: none."""
-        try:
-            return compile_paths(_setting("SKIP_PATHS", ()), "CONDITIONAL_SKIP_PATHS")
-        except ValueError as exc:
-            raise ImproperlyConfigured(str(exc)) from exc
+        value: tuple[re.Pattern[str], ...] = _parsed(
+            "SKIP_PATHS", (), lambda v: compile_paths(v, "CONDITIONAL_SKIP_PATHS")
+        )
+        return value
 
     @property
     def REQUIRE_PRECONDITION(self) -> PreconditionPolicy | None:
@@ -180,10 +193,10 @@ class Settings:
         Returns the parsed :class:`PreconditionPolicy` (None when off); malformed values raise
         ``ImproperlyConfigured`` (and the system check ``django_conditional.E012`` reports them).
         """
-        try:
-            return PreconditionPolicy.parse(_setting("REQUIRE_PRECONDITION", None))
-        except ValueError as exc:
-            raise ImproperlyConfigured(str(exc)) from exc
+        value: PreconditionPolicy | None = _parsed(
+            "REQUIRE_PRECONDITION", None, PreconditionPolicy.parse
+        )
+        return value
 
     @property
     def PRECHECK_UNSAFE(self) -> bool:
@@ -196,6 +209,13 @@ class Settings:
     def VERSION_CACHE_TIMEOUT(self) -> int | None:
         """Seconds a resource version lives in the cache; None (the default) keeps it until the next bump."""
         value: int | None = _setting("VERSION_CACHE_TIMEOUT", None)
+        return value
+
+    @property
+    def REDIS_FAST_PATH(self) -> bool:
+        """Read and write versions on Django's ``RedisCache`` through its connection pool directly
+        (``redis_adapter``), skipping the client Django builds per call. False: the public API."""
+        value: bool = _setting("REDIS_FAST_PATH", True)
         return value
 
     @property

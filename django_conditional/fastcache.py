@@ -5,9 +5,9 @@ out. For Django's ``RedisCache`` it skips what makes that call expensive: Django
 ``redis.Redis`` client for every call (filling its response-callback table costs more than the
 round trip itself), validates every key again, and redis-py's command machinery (pool lock,
 retries, event and metrics hooks) costs as much CPU as the round trip. Here a pool is built once
-per process and configuration exactly as Django builds the cache's (``RedisCacheClient``'s
-``_pool_class``, ``_servers`` and ``_pool_options``, the private API of Django 4.2 to 6.x, checked
-when the reader is built), only for its connection class and options: connections made with them
+per process and configuration exactly as Django builds the cache's (described by
+``redis_adapter``, the one module that reads Django's private API), only for its connection class
+and options, always to the primary (the first ``LOCATION``): connections made with them
 are kept on a small stack (one per thread or task that reads at the same time, taken and given
 back without a lock). The keys Django would make (``KEY_PREFIX``, ``VERSION``, ``KEY_FUNCTION``)
 are computed once per key string, and all of them are fetched with one ``MGET`` written straight
@@ -41,8 +41,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from asgiref.sync import sync_to_async
 
+from django_conditional import redis_adapter
+from django_conditional.conf import conf
+
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
+
+    from django_conditional.redis_adapter import RedisBackend
 
 __all__ = ["get_many", "aget_many", "get_ints", "aget_ints", "is_fast"]
 
@@ -68,45 +73,34 @@ _registry_lock = threading.Lock()
 
 
 class _RedisReader:
-    """Connections to the servers of one cache configuration, and how to decode what they answer."""
+    """Connections to the primary of one cache configuration, and how to decode what it answers."""
 
-    def __init__(self, cache: Any) -> None:
-        client = cache._cache  # RedisCacheClient
-        self._backend = client
-        self._pool_options: dict[str, Any] = dict(client._pool_options)
-        self._servers: list[str] = list(client._servers)
-        self._loads = client._serializer.loads
-        from django.core.cache.backends.redis import RedisSerializer
-
-        self._plain_ints = type(client._serializer) is RedisSerializer
+    def __init__(self, described: RedisBackend) -> None:
+        self._described = described
+        self._loads = described.loads
+        self._plain_ints = described.plain_ints
         self._made: dict[str, str] = {}
-        # Django reads from the first server, or from a random replica when there are several;
-        # the choice of server stays Django's (``_get_connection_pool_index``).
-        self._single = len(self._servers) == 1
-        self._templates = [
-            client._pool_class.from_url(server, **self._pool_options)
-            for server in self._servers
-        ]
-        if any(getattr(pool, "cache", None) is not None for pool in self._templates):
+        self._template = described.primary_pool()
+        if getattr(self._template, "cache", None) is not None:
             raise ValueError("redis-py client-side caching: read through the cache API")
         from redis.exceptions import ConnectionError as RedisConnectionError
 
         self._retried: tuple[type[BaseException], ...] = (RedisConnectionError,)
         self._pid = os.getpid()
-        self._idle: list[list[Any]] = [[] for _ in self._servers]
+        self._idle: list[Any] = []
         self._async_idle: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[list[Any], list[list[Any]]]
+            asyncio.AbstractEventLoop, tuple[Any, list[Any]]
         ] = weakref.WeakKeyDictionary()
 
     # -- keys --
 
-    def made_keys(self, cache: Any, keys: Sequence[str]) -> list[str]:
+    def made_keys(self, keys: Sequence[str]) -> list[str]:
         made = self._made
         out = []
         for key in keys:
             full = made.get(key)
             if full is None:
-                full = cache.make_and_validate_key(key)
+                full = self._described.make_key(key)
                 if len(made) >= _MAX_MADE_KEYS:
                     made.clear()
                 made[key] = full
@@ -115,21 +109,17 @@ class _RedisReader:
 
     # -- connections --
 
-    def _index(self) -> int:
-        return 0 if self._single else self._backend._get_connection_pool_index(False)
-
-    def _idle_connections(self) -> tuple[int, list[Any]]:
+    def _idle_connections(self) -> list[Any]:
         if self._pid != os.getpid():
             # A forked worker: its parent's sockets are not its own to read from.
-            self._idle = [[] for _ in self._servers]
+            self._idle = []
             self._pid = os.getpid()
-        index = self._index()
-        return index, self._idle[index]
+        return self._idle
 
     def mget(self, keys: list[str]) -> list[Any]:
         """``MGET keys`` on a kept connection: one round trip."""
-        index, idle = self._idle_connections()
-        connection, kept = _take(idle, self._templates[index])
+        idle = self._idle_connections()
+        connection, kept = _take(idle, self._template)
         while True:
             try:
                 connection.send_packed_command(connection.pack_command("MGET", *keys))
@@ -139,7 +129,7 @@ class _RedisReader:
                 if kept and isinstance(exc, self._retried):
                     # A kept connection the server closed (a restart, an idle timeout): once
                     # more on a new one. A timeout is not retried: that would double the wait.
-                    connection, kept = _new(self._templates[index]), False
+                    connection, kept = _new(self._template), False
                     continue
                 raise
             idle.append(connection)
@@ -154,14 +144,9 @@ class _RedisReader:
             # connections would otherwise keep them alive.
             for closed in [old for old in self._async_idle if old.is_closed()]:
                 del self._async_idle[closed]
-            found = self._async_idle[loop] = (
-                self._async_templates(),
-                [[] for _ in self._servers],
-            )
-        templates, idles = found
-        index = self._index()
-        idle = idles[index]
-        connection, kept = _take(idle, templates[index])
+            found = self._async_idle[loop] = (self._async_template(), [])
+        template, idle = found
+        connection, kept = _take(idle, template)
         while True:
             try:
                 await connection.send_packed_command(
@@ -172,22 +157,21 @@ class _RedisReader:
                 with suppress(Exception):
                     await connection.disconnect()
                 if kept and isinstance(exc, self._retried):
-                    connection, kept = _new(templates[index]), False
+                    connection, kept = _new(template), False
                     continue
                 raise
             idle.append(connection)
             return raw
 
-    def _async_templates(self) -> list[Any]:
+    def _async_template(self) -> Any:
         import redis.asyncio
 
-        options = dict(self._pool_options)
+        options = dict(self._described.pool_options)
         # The sync parser class of Django's pool has no place in an asyncio connection.
         options.pop("parser_class", None)
-        return [
-            redis.asyncio.ConnectionPool.from_url(server, **options)
-            for server in self._servers
-        ]
+        return redis.asyncio.ConnectionPool.from_url(
+            self._described.primary_url, **options
+        )
 
     # -- decoding --
 
@@ -216,56 +200,25 @@ class _RedisReader:
         return found
 
 
-def _fingerprint(cache: Any) -> tuple[Any, ...]:
-    return (
-        type(cache),
-        tuple(cache._servers),
-        repr(sorted(cache._options.items())),
-        cache.key_prefix,
-        cache.version,
-        cache.key_func,
-    )
-
-
 def _build(cache: Any) -> _RedisReader | None:
     """A reader for ``cache`` when it reads exactly as Django's ``RedisCache``, else None."""
-    try:
-        from django.core.cache.backends.redis import RedisCache, RedisCacheClient
-    except ImportError:  # pragma: no cover - Django < 4.0
-        return None
-    if not isinstance(cache, RedisCache):
-        return None
-    cls = type(cache)
-    if cls.get_many is not RedisCache.get_many:
-        return None  # a subclass that reads its own way
-    try:
-        backend = cache._cache
-        if type(backend) is not RedisCacheClient:
-            return None
-        # The private API this module relies on (Django 4.2 - 6.x).
-        for name in (
-            "_pool_class",
-            "_get_connection_pool_index",
-            "_serializer",
-            "_pool_options",
-            "_servers",
-        ):
-            getattr(backend, name)
-        fingerprint = _fingerprint(cache)
-    except Exception:
+    described = redis_adapter.backend(cache)
+    if described is None:
         return None
     with _registry_lock:
-        reader = _registry.get(fingerprint)
+        reader = _registry.get(described.fingerprint)
         if reader is None:
             try:
-                reader = _RedisReader(cache)
+                reader = _RedisReader(described)
             except Exception:
                 return None
-            _registry[fingerprint] = reader
+            _registry[described.fingerprint] = reader
     return reader
 
 
 def _reader(cache: Any) -> _RedisReader | None:
+    if not conf.REDIS_FAST_PATH:
+        return None
     found = cache.__dict__.get(_ATTRIBUTE)
     if found is None:
         reader = _build(cache)
@@ -291,7 +244,7 @@ def get_many(cache: BaseCache, keys: Iterable[str]) -> dict[str, Any]:
     reader = _reader(cache)
     if reader is None:
         return cache.get_many(keys)
-    raw = reader.mget(reader.made_keys(cache, keys))
+    raw = reader.mget(reader.made_keys(keys))
     return reader.decode(keys, raw)
 
 
@@ -304,7 +257,7 @@ def get_ints(cache: BaseCache, keys: Iterable[str]) -> dict[str, int]:
     if reader is None:
         values = cache.get_many(keys)
         return {key: value for key, value in values.items() if type(value) is int}
-    raw = reader.mget(reader.made_keys(cache, keys))
+    raw = reader.mget(reader.made_keys(keys))
     return reader.decode_ints(keys, raw)
 
 
@@ -326,7 +279,7 @@ async def aget_many(cache: BaseCache, keys: Iterable[str]) -> dict[str, Any]:
     reader = _reader(cache)
     if reader is None:
         return await _public_get_many(cache, keys)
-    raw = await reader.amget(reader.made_keys(cache, keys))
+    raw = await reader.amget(reader.made_keys(keys))
     return reader.decode(keys, raw)
 
 
@@ -339,5 +292,5 @@ async def aget_ints(cache: BaseCache, keys: Iterable[str]) -> dict[str, int]:
     if reader is None:
         values = await _public_get_many(cache, keys)
         return {key: value for key, value in values.items() if type(value) is int}
-    raw = await reader.amget(reader.made_keys(cache, keys))
+    raw = await reader.amget(reader.made_keys(keys))
     return reader.decode_ints(keys, raw)

@@ -18,100 +18,44 @@ What each page gets:
 
 from __future__ import annotations
 
-import copy
-import io
-import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import Resolver404, resolve
 
 from django_conditional.conf import conf
 from django_conditional.evaluation import evaluate_request, has_preconditions
+from django_conditional.flow import GUARDED_VIEW_ATTRIBUTE
 from django_conditional.httpdate import parse_http_date
 from django_conditional.preconditions import (
+    ANY,
     IGNORING_METHODS,
     SAFE_METHODS,
     Evaluation,
     Outcome,
-    parse_entity_tags,
+    Preconditions,
 )
+from django_conditional.request import get_twin, preconditions, without_range
 from django_conditional.responses import (
     not_modified_like,
     precondition_failed,
     precondition_required,
 )
-from django_conditional.sources.content import Hasher, get_hasher, response_etag
+from django_conditional.sources.content import get_hasher, response_etag
 from django_conditional.validators import ETag, Validators
-
-# Attribute a view sets (to True) when it evaluates preconditions itself before acting, so the
-# GET-first check has nothing to add (the versioned decorators and mixins set it).
-GUARDED_VIEW_ATTRIBUTE: Final = "conditional_guarded"
-# What a GET twin of a request must not carry: the write's content and its preconditions.
-_NOT_FOR_GET: Final = frozenset(
-    {
-        "CONTENT_LENGTH",
-        "CONTENT_TYPE",
-        "HTTP_IF_MATCH",
-        "HTTP_IF_NONE_MATCH",
-        "HTTP_IF_MODIFIED_SINCE",
-        "HTTP_IF_UNMODIFIED_SINCE",
-        "HTTP_IF_RANGE",
-        "HTTP_RANGE",
-    }
-)
-_GUARDING_HEADERS: Final = ("HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE")
-# The preconditions an unsafe method can fail on (§13.2.2 steps 1-3; If-Modified-Since is GET/HEAD only).
-_UNSAFE_PRECONDITIONS: Final = (*_GUARDING_HEADERS, "HTTP_IF_NONE_MATCH")
 
 GetResponse = Callable[[HttpRequest], Any]
 
 
-@dataclass(frozen=True, slots=True)
-class _Config:
-    skip_paths: tuple[re.Pattern[str], ...]
-    hasher: Hasher
-
-
-_config: list[_Config] = []
-
-
-def config() -> _Config:
-    """The settings read on every response, kept until a ``CONDITIONAL_*`` setting changes.
-
-    Reading an unset setting costs an exception in ``LazySettings`` (about 1 µs each), more than
-    hashing a 1 KB body with xxh3, so the 200 path reads them once.
-    """
-    if not _config:
-        _config.append(_Config(conf.SKIP_PATHS, get_hasher(conf.HASH)))
-    return _config[0]
-
-
-@receiver(setting_changed)
-def _forget_config(*, setting: str, **kwargs: Any) -> None:
-    if setting.startswith("CONDITIONAL_"):
-        _config.clear()
-
-
-def get_twin(request: HttpRequest) -> HttpRequest:
-    """A GET of the same URL for the same user: no content, no preconditions, no Range."""
-    twin = copy.copy(request)
-    for cached in ("headers", "_post", "_files", "POST", "FILES", "data"):
-        twin.__dict__.pop(cached, None)
-    twin.method = "GET"
-    twin.META = {k: v for k, v in request.META.items() if k not in _NOT_FOR_GET}
-    twin.META["REQUEST_METHOD"] = "GET"
-    if "environ" in twin.__dict__:  # WSGIRequest: environ is META
-        twin.environ = twin.META  # type: ignore[attr-defined]
-    twin._body = b""
-    twin._stream = io.BytesIO(b"")
-    twin._read_started = False  # type: ignore[attr-defined]
-    return twin
+def _can_fail(conditions: Preconditions) -> bool:
+    """Whether an unsafe request carries a precondition it can fail on (§13.2.2 steps 1-3)."""
+    return (
+        conditions.if_match is not None
+        or conditions.if_unmodified_since is not None
+        or conditions.if_none_match is not None
+    )
 
 
 def response_validators(
@@ -181,9 +125,10 @@ class ConditionalGetMiddleware:
             if early is not None:
                 return early
         response: HttpResponseBase = self.get_response(request)
-        if self.stale_partial(request, response):
+        full = self.full_request(request, response)
+        if full is not None:
             _release(response)
-            response = self.get_response(request)
+            response = self.get_response(full)
         if self.head_needs_get(request, response):
             self.copy_get_validators(response, self.get_response(get_twin(request)))
             return self.after_view(request, response, tag=False)
@@ -201,9 +146,10 @@ class ConditionalGetMiddleware:
             if early is not None:
                 return early
         response = await get_response(request)
-        if self.stale_partial(request, response):
+        full = self.full_request(request, response)
+        if full is not None:
             _release(response)
-            response = await get_response(request)
+            response = await get_response(full)
         if self.head_needs_get(request, response):
             self.copy_get_validators(response, await get_response(get_twin(request)))
             return self.after_view(request, response, tag=False)
@@ -213,7 +159,7 @@ class ConditionalGetMiddleware:
 
     def skipped(self, request: HttpRequest) -> bool:
         """Whether ``CONDITIONAL_SKIP_PATHS`` leaves this request alone (the 428 policy still applies)."""
-        skip_paths = config().skip_paths
+        skip_paths = conf.SKIP_PATHS
         if not skip_paths:
             return False
         path = request.path_info
@@ -224,12 +170,13 @@ class ConditionalGetMiddleware:
         if request.method in SAFE_METHODS:
             return None
         policy = conf.REQUIRE_PRECONDITION
+        conditions = preconditions(request)
         if (
             policy is not None
             and policy.applies(request.method, request.path_info)
-            and "HTTP_IF_MATCH" not in request.META
+            and conditions.if_match is None
             # §13.1.4: an invalid date is ignored, so it does not make the write conditional.
-            and parse_http_date(request.META.get("HTTP_IF_UNMODIFIED_SINCE")) is None
+            and conditions.if_unmodified_since is None
         ):
             return precondition_required(request)
         return None
@@ -240,7 +187,7 @@ class ConditionalGetMiddleware:
             request.method in SAFE_METHODS
             or request.method in IGNORING_METHODS
             or not conf.PRECHECK_UNSAFE
-            or not any(name in request.META for name in _UNSAFE_PRECONDITIONS)
+            or not _can_fail(preconditions(request))
             or self.skipped(request)
         ):
             return False
@@ -271,21 +218,21 @@ class ConditionalGetMiddleware:
             return precondition_failed(request, evaluation.decided_by, validators)
         return None
 
-    def stale_partial(self, request: HttpRequest, response: HttpResponseBase) -> bool:
-        """A 206 whose If-Range does not hold (§13.1.5): drop Range so the rerun sends the full 200."""
+    def full_request(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpRequest | None:
+        """For a 206 whose If-Range does not hold (§13.1.5), the request to run again without
+        Range, so the view sends the full 200; None otherwise."""
         if (
             response.status_code != 206
             or request.method != "GET"
-            or "HTTP_RANGE" not in request.META
-            or "HTTP_IF_RANGE" not in request.META
+            or not preconditions(request).has_if_range
+            or preconditions(request).range is None
             or self.skipped(request)
         ):
-            return False
+            return None
         evaluation = evaluate_request(request, response_validators(response))
-        if evaluation.range_allowed:
-            return False
-        del request.META["HTTP_RANGE"]
-        return True
+        return None if evaluation.range_allowed else without_range(request)
 
     def head_needs_get(self, request: HttpRequest, response: HttpResponseBase) -> bool:
         """A HEAD answered with an empty body, where the GET's body is what the tag must hash."""
@@ -320,7 +267,7 @@ class ConditionalGetMiddleware:
 
     def add_etag(self, response: HttpResponseBase) -> ETag | None:
         """Set the content ETag on ``response``; return it (None when it gets none)."""
-        etag = response_etag(response, config().hasher)
+        etag = response_etag(response, get_hasher(conf.HASH))
         if etag is not None:
             response.headers["ETag"] = str(etag)
         return etag
@@ -363,19 +310,15 @@ class ConditionalGetMiddleware:
         ETag the 200 to this request would have carried).
         """
         current = validators.etag
-        header = request.META.get("HTTP_IF_NONE_MATCH")
+        tags = preconditions(request).if_none_match
         if (
             evaluation.decided_by != "If-None-Match"
             or current is None
             or current.weak
-            or header is None
-            or "W/" not in header
+            or tags is None
+            or tags == ANY
         ):
             return
-        tags = parse_entity_tags(header, conf.MAX_LIST_MEMBERS)
-        # ``tags`` is a tuple here: a header holding "W/" is not "*".
-        forms = {
-            tag.weak for tag in tags if isinstance(tag, ETag) and tag.tag == current.tag
-        }
+        forms = {tag.weak for tag in tags if tag.tag == current.tag}
         if forms == {True}:
             not_modified.headers["ETag"] = str(ETag(current.tag, weak=True))

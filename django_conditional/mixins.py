@@ -6,11 +6,11 @@
         model = Article                      # resources default to Obj(Article, pk_url_kwarg)
 
     class ArticleList(VersionedMixin, ListView):
-        model = Article                      # resources default to Collection(Article)
+        model = Article                      # resources default to CollectionOf(Article)
         version_vary = ("Accept", "Accept-Language")
 
     class ArticleComments(VersionedMixin, View):
-        version_resources = (Obj(Article), Collection(Comment, "by_article", article="pk"))
+        version_resources = (ObjectOf(Article), CollectionOf(Comment, "by_article", article="pk"))
 
         async def get(self, request, pk): ...
 
@@ -29,8 +29,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponseBase
 
-from django_conditional.decorators import ValidatorFunc, versioned_view
-from django_conditional.resources import Collection, Obj, Resource
+from django_conditional.resources import CollectionOf, ObjectOf, Resource
+from django_conditional.versioned import ValidatorFunc, versioned_view
 from django_conditional.writes import RequirePrecondition
 
 if TYPE_CHECKING:
@@ -77,12 +77,12 @@ class VersionedMixin(_Base):
         from django.views.generic.list import MultipleObjectMixin
 
         if isinstance(self, MultipleObjectMixin):
-            return (Collection(self._version_model()),)
+            return (CollectionOf(self._version_model()),)
         if isinstance(self, SingleObjectMixin):
-            return (Obj(self._version_model(), url_kwarg=self.pk_url_kwarg),)
+            return (ObjectOf(self._version_model(), url_kwarg=self.pk_url_kwarg),)
         raise ImproperlyConfigured(
             f"{type(self).__name__} must set version_resources "
-            "(Obj(Model), Collection(Model) or key functions)."
+            "(ObjectOf(Model), CollectionOf(Model) or key functions)."
         )
 
     def get_version_last_modified(self) -> ValidatorFunc | None:

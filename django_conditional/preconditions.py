@@ -14,15 +14,21 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Final, Literal
+from typing import Final
 
 from django_conditional.httpdate import parse_http_date
-from django_conditional.validators import ETag, Validators, is_opaque_tag
+from django_conditional.validators import (
+    ANY,
+    DEFAULT_MAX_MEMBERS,
+    EntityTags,
+    ETag,
+    Validators,
+    member_tag,
+    parse_entity_tags,
+)
 
-ANY: Final = "*"
-DEFAULT_MAX_MEMBERS: Final = 100
 # Content-codings a compressor or proxy may append to a strong tag ("v3" -> "v3-gzip"), as
 # django_conditional.compression.GZipMiddleware and Apache's mod_deflate do.
 CONTENT_CODINGS: Final = ("gzip", "br", "zstd", "deflate")
@@ -30,8 +36,22 @@ SAFE_METHODS: Final = frozenset({"GET", "HEAD"})
 # §13.2.1: methods that neither select nor modify a representation ignore preconditions.
 IGNORING_METHODS: Final = frozenset({"CONNECT", "OPTIONS", "TRACE"})
 _OWS: Final = " \t"
-
-EntityTags = tuple[ETag, ...] | Literal["*"]
+__all__ = [
+    "ANY",
+    "CONTENT_CODINGS",
+    "ConditionalHeaders",
+    "EntityTags",
+    "Evaluation",
+    "Outcome",
+    "PROCEED",
+    "Preconditions",
+    "SAFE_METHODS",
+    "IGNORING_METHODS",
+    "accepts_coding",
+    "decoded_tag",
+    "evaluate",
+    "parse_entity_tags",
+]
 
 
 class Outcome(enum.Enum):
@@ -65,17 +85,17 @@ class ConditionalHeaders:
     accept_encoding: str | None = None
 
     @classmethod
-    def from_meta(cls, meta: Mapping[str, Any]) -> ConditionalHeaders:
+    def from_meta(cls, meta: Mapping[str, object]) -> ConditionalHeaders:
         """Read the fields from a WSGI/ASGI ``request.META``."""
         get = meta.get
         return cls(
-            get("HTTP_IF_MATCH"),
-            get("HTTP_IF_NONE_MATCH"),
-            get("HTTP_IF_MODIFIED_SINCE"),
-            get("HTTP_IF_UNMODIFIED_SINCE"),
-            get("HTTP_IF_RANGE"),
-            get("HTTP_RANGE"),
-            get("HTTP_ACCEPT_ENCODING"),
+            _text(get("HTTP_IF_MATCH")),
+            _text(get("HTTP_IF_NONE_MATCH")),
+            _text(get("HTTP_IF_MODIFIED_SINCE")),
+            _text(get("HTTP_IF_UNMODIFIED_SINCE")),
+            _text(get("HTTP_IF_RANGE")),
+            _text(get("HTTP_RANGE")),
+            _text(get("HTTP_ACCEPT_ENCODING")),
         )
 
     @property
@@ -89,57 +109,81 @@ class ConditionalHeaders:
         )
 
 
-def _member_tag(value: str, start: int, end: int) -> ETag | None:
-    """The entity-tag spelled exactly by ``value[start:end]`` (already stripped), or None."""
-    weak = value.startswith("W/", start, end)
-    if weak:
-        start += 2
-    if end - start < 2 or value[start] != '"' or value[end - 1] != '"':
-        return None
-    tag = value[start + 1 : end - 1]
-    return ETag(tag, weak) if is_opaque_tag(tag) else None
+def _text(value: object) -> str | None:
+    return value if value is None or isinstance(value, str) else str(value)
 
 
-def parse_entity_tags(value: str, max_members: int = DEFAULT_MAX_MEMBERS) -> EntityTags:
-    """Parse ``"*" / #entity-tag`` (§13.1.1, §13.1.2) in one linear pass.
+IfRange = ETag | datetime | None
 
-    Returns ``"*"`` or the valid entity-tags in order. Commas inside quotes belong to the tag.
+
+@dataclass(frozen=True, slots=True)
+class Preconditions:
+    """The conditional header fields of one request, parsed once (``Preconditions.parse``).
+
+    Lists are ``"*"`` or the valid entity-tags in order; dates are None when absent or invalid
+    (§13.1.3, §13.1.4 ignore an invalid date). ``if_range`` is the tag or date of a present
+    If-Range, None when it is absent or malformed (``has_if_range`` tells them apart: a malformed
+    one never matches, §13.1.5). ``range`` and ``accept_encoding`` stay raw: they are read rarely.
     """
-    stripped = value.strip(_OWS)
-    if stripped == ANY:
-        return ANY
-    if "," not in stripped and max_members > 0:
-        # One member (a revalidation's usual header): the loop below would read it the same way.
-        single = _member_tag(stripped, 0, len(stripped)) if stripped else None
-        return () if single is None else (single,)
-    tags: list[ETag] = []
-    length = len(value)
-    position = 0
-    members = 0
-    while position < length and members < max_members:
-        # Skip whitespace and empty list elements.
-        while position < length and value[position] in " \t,":
-            position += 1
-        if position >= length:
-            break
-        members += 1
-        start = position
-        if value.startswith("W/", position):
-            position += 2
-        if position < length and value[position] == '"':
-            closing = value.find('"', position + 1)
-            position = length if closing == -1 else closing + 1
-        # The member runs to the next comma outside quotes.
-        comma = value.find(",", position)
-        end = length if comma == -1 else comma
-        stop = end
-        while value[stop - 1] in _OWS:
-            stop -= 1
-        tag = _member_tag(value, start, stop)
-        if tag is not None:
-            tags.append(tag)
-        position = end + 1
-    return tuple(tags)
+
+    if_match: EntityTags | None = None
+    if_none_match: EntityTags | None = None
+    if_modified_since: datetime | None = None
+    if_unmodified_since: datetime | None = None
+    if_range: IfRange = None
+    has_if_range: bool = False
+    range: str | None = None
+    accept_encoding: str | None = None
+    max_members: int = DEFAULT_MAX_MEMBERS
+
+    @classmethod
+    def parse(
+        cls, headers: ConditionalHeaders, max_members: int = DEFAULT_MAX_MEMBERS
+    ) -> Preconditions:
+        """Parse every field of ``headers``; members past ``max_members`` are not read."""
+        return cls(
+            _tags(headers.if_match, max_members),
+            _tags(headers.if_none_match, max_members),
+            parse_http_date(headers.if_modified_since),
+            parse_http_date(headers.if_unmodified_since),
+            _if_range(headers.if_range),
+            headers.if_range is not None,
+            headers.range,
+            headers.accept_encoding,
+            max_members,
+        )
+
+    @property
+    def any_precondition(self) -> bool:
+        """Whether any of the four preconditions of §13.2.2 is present (a date only when valid)."""
+        return not (
+            self.if_match is None
+            and self.if_none_match is None
+            and self.if_modified_since is None
+            and self.if_unmodified_since is None
+        )
+
+    @property
+    def any(self) -> bool:
+        """Whether anything here can change the answer: a precondition or an If-Range."""
+        return self.has_if_range or self.any_precondition
+
+    def without_range(self) -> Preconditions:
+        """These preconditions for a request whose Range is to be ignored (a failed If-Range)."""
+        return replace(self, range=None, if_range=None, has_if_range=False)
+
+
+def _tags(value: str | None, max_members: int) -> EntityTags | None:
+    return None if value is None else parse_entity_tags(value, max_members)
+
+
+def _if_range(value: str | None) -> IfRange:
+    if value is None:
+        return None
+    candidate = value.strip(_OWS)
+    if candidate.startswith(('"', "W/")):
+        return member_tag(candidate, 0, len(candidate))
+    return parse_http_date(candidate)
 
 
 def accepts_coding(accept_encoding: str | None, coding: str, max_members: int) -> bool:
@@ -170,9 +214,7 @@ def decoded_tag(tag: ETag, codings: tuple[str, ...]) -> ETag | None:
     return None
 
 
-def _if_match_passes(
-    tags: EntityTags, validators: Validators, codings: tuple[str, ...]
-) -> bool:
+def _if_match_passes(tags: EntityTags, validators: Validators) -> bool:
     # §13.1.1: "*" is true when a current representation exists; else strong comparison.
     # A tag a client got through a compressor ("v3-gzip") names the same state of the resource.
     if tags == ANY:
@@ -183,17 +225,14 @@ def _if_match_passes(
     for tag in tags:
         if tag.strong_match(current):
             return True
-        decoded = decoded_tag(tag, codings)
+        decoded = decoded_tag(tag, CONTENT_CODINGS)
         if decoded is not None and decoded.strong_match(current):
             return True
     return False
 
 
 def _if_none_match_passes(
-    tags: EntityTags,
-    validators: Validators,
-    headers: ConditionalHeaders,
-    max_members: int,
+    tags: EntityTags, validators: Validators, conditions: Preconditions
 ) -> bool:
     # §13.1.2: "*" is false when a current representation exists; else weak comparison.
     # "v3-gzip" matches the identity tag "v3" only when this request would get gzip, so
@@ -211,42 +250,43 @@ def _if_none_match_passes(
             decoded is not None
             and decoded.weak_match(current)
             and accepts_coding(
-                headers.accept_encoding, tag.tag[len(decoded.tag) + 1 :], max_members
+                conditions.accept_encoding,
+                tag.tag[len(decoded.tag) + 1 :],
+                conditions.max_members,
             )
         ):
             return False
     return True
 
 
-def _unmodified_since(value: str, last_modified: datetime) -> bool | None:
-    """§13.1.4 and §13.1.3 share this: True when not modified since the date, None when the date is invalid."""
-    date = parse_http_date(value)
-    if date is None:
-        return None
-    return last_modified <= date
-
-
-def _if_range_passes(value: str, validators: Validators, now: datetime) -> bool:
-    # §13.1.5: an entity-tag must match strongly; a date must exactly match a strong Last-Modified.
-    candidate = value.strip(_OWS)
-    if candidate.startswith(('"', "W/")):
-        tag = _member_tag(candidate, 0, len(candidate))
-        return (
-            tag is not None
-            and validators.etag is not None
-            and tag.strong_match(validators.etag)
-        )
-    date = parse_http_date(candidate)
+def _unmodified_since_passes(date: datetime, validators: Validators) -> bool:
+    # §13.1.4, with one refinement against lost updates: a date cannot tell two changes within
+    # one second apart, so when the resource is known to have changed inside the second the
+    # date names (a sub-second modification time), the client may hold an older state: fail.
     last_modified = validators.last_modified
-    if date is None or last_modified is None:
+    assert last_modified is not None
+    if last_modified > date:
+        return False
+    return not (validators.changed_within_second and last_modified == date)
+
+
+def _if_range_passes(
+    conditions: Preconditions, validators: Validators, now: datetime
+) -> bool:
+    # §13.1.5: an entity-tag must match strongly; a date must exactly match a strong Last-Modified.
+    value = conditions.if_range
+    if isinstance(value, ETag):
+        return validators.etag is not None and value.strong_match(validators.etag)
+    last_modified = validators.last_modified
+    if value is None or last_modified is None:
         return False
     # §8.8.2.2: a Last-Modified is strong only when at least one second old.
-    return date == last_modified and (now - last_modified).total_seconds() >= 1
+    return value == last_modified and (now - last_modified).total_seconds() >= 1
 
 
 def evaluate(
     method: str,
-    headers: ConditionalHeaders,
+    headers: Preconditions | ConditionalHeaders,
     validators: Validators,
     *,
     max_members: int = DEFAULT_MAX_MEMBERS,
@@ -254,50 +294,47 @@ def evaluate(
 ) -> Evaluation:
     """Evaluate the preconditions of a request in the order of RFC 9110 §13.2.2.
 
-    The caller must only act on the result when the response without preconditions would be
-    2xx or 412 (§13.2.1). HEAD is evaluated as GET.
+    ``headers`` are parsed preconditions (raw ``ConditionalHeaders`` are parsed here, reading at
+    most ``max_members`` list members). The caller must only act on the result when the response
+    without preconditions would be 2xx or 412 (§13.2.1). HEAD is evaluated as GET.
     """
     if method in IGNORING_METHODS:
         return PROCEED
+    conditions = (
+        headers
+        if isinstance(headers, Preconditions)
+        else Preconditions.parse(headers, max_members)
+    )
     safe = method in SAFE_METHODS
     last_modified = validators.last_modified
 
     # Step 1: If-Match; Step 2: If-Unmodified-Since when If-Match is absent.
-    if headers.if_match is not None:
-        if not _if_match_passes(
-            parse_entity_tags(headers.if_match, max_members),
-            validators,
-            CONTENT_CODINGS,
-        ):
+    if conditions.if_match is not None:
+        if not _if_match_passes(conditions.if_match, validators):
             return Evaluation(Outcome.PRECONDITION_FAILED, "If-Match")
     elif (
-        headers.if_unmodified_since is not None
+        conditions.if_unmodified_since is not None
         and last_modified is not None
-        and _unmodified_since(headers.if_unmodified_since, last_modified) is False
+        and not _unmodified_since_passes(conditions.if_unmodified_since, validators)
     ):
         return Evaluation(Outcome.PRECONDITION_FAILED, "If-Unmodified-Since")
 
     # Step 3: If-None-Match; Step 4: If-Modified-Since for GET/HEAD when If-None-Match is absent.
-    if headers.if_none_match is not None:
-        if not _if_none_match_passes(
-            parse_entity_tags(headers.if_none_match, max_members),
-            validators,
-            headers,
-            max_members,
-        ):
+    if conditions.if_none_match is not None:
+        if not _if_none_match_passes(conditions.if_none_match, validators, conditions):
             outcome = Outcome.NOT_MODIFIED if safe else Outcome.PRECONDITION_FAILED
             return Evaluation(outcome, "If-None-Match")
     elif (
         safe
-        and headers.if_modified_since is not None
+        and conditions.if_modified_since is not None
         and last_modified is not None
-        and _unmodified_since(headers.if_modified_since, last_modified)
+        and last_modified <= conditions.if_modified_since
     ):
         return Evaluation(Outcome.NOT_MODIFIED, "If-Modified-Since")
 
     # Step 5: If-Range, for GET with Range only.
-    if method == "GET" and headers.range is not None and headers.if_range is not None:
+    if method == "GET" and conditions.range is not None and conditions.has_if_range:
         moment = now if now is not None else datetime.now(timezone.utc)
-        if not _if_range_passes(headers.if_range, validators, moment):
+        if not _if_range_passes(conditions, validators, moment):
             return Evaluation(Outcome.PROCEED, "If-Range", range_allowed=False)
     return PROCEED

@@ -19,12 +19,8 @@ from django.http import HttpRequest, HttpResponseBase
 
 from django_conditional.conf import conf
 from django_conditional.httpdate import format_http_date, parse_http_date
-from django_conditional.preconditions import (
-    ANY,
-    CONTENT_CODINGS,
-    decoded_tag,
-    parse_entity_tags,
-)
+from django_conditional.preconditions import ANY, CONTENT_CODINGS, decoded_tag
+from django_conditional.request import preconditions
 from django_conditional.validators import Validators
 
 logger = logging.getLogger(__name__)
@@ -36,7 +32,7 @@ _last_written: dict[str, tuple[dict[str, Any], float]] = {}
 _LAST_WRITTEN_MAX: Final = 4096
 
 
-def memo_key(view_id: str, request: HttpRequest, token: str) -> str:
+def headers_key(view_id: str, request: HttpRequest, token: str) -> str:
     """Where the headers of one representation of a view's URL are remembered.
 
     ``token`` names the representation (``validator_token``): per-user and per-language
@@ -70,11 +66,8 @@ def request_token(request: HttpRequest) -> str | None:
     client's tag is the current one. A content-coding suffix (``"v3-gzip"``) is set aside, as the
     headers are remembered before compression.
     """
-    header = request.META.get("HTTP_IF_NONE_MATCH")
-    if not header:
-        return None
-    tags = parse_entity_tags(header, 1)
-    if tags == ANY or not tags:
+    tags = preconditions(request).if_none_match
+    if tags is None or tags == ANY or not tags:
         return None
     tag = tags[0]
     return f"e{(decoded_tag(tag, CONTENT_CODINGS) or tag).tag}"
@@ -86,7 +79,7 @@ def view_id(view: Any) -> str:
     )
 
 
-def capture(response: HttpResponseBase) -> dict[str, Any]:
+def to_remember(response: HttpResponseBase) -> dict[str, Any]:
     """The headers of ``response`` worth remembering, ``Expires`` as an offset in seconds."""
     memo: dict[str, Any] = {
         name: response.headers[name]
@@ -110,7 +103,7 @@ def capture(response: HttpResponseBase) -> dict[str, Any]:
     return memo
 
 
-def restore(memo: Any, key: str | None = None) -> dict[str, str]:
+def from_cache(memo: Any, key: str | None = None) -> dict[str, str]:
     """Headers to put on a 304 from a remembered ``memo`` (whatever the cache returned for ``key``)."""
     if not isinstance(memo, dict):
         if key is not None:
@@ -144,7 +137,7 @@ def _needs_write(key: str, memo: dict[str, Any]) -> bool:
 
 
 def remember(key: str, response: HttpResponseBase) -> None:
-    memo = capture(response)
+    memo = to_remember(response)
     if memo and _needs_write(key, memo):
         try:
             caches[conf.CACHE_ALIAS].set(key, memo, conf.REMEMBER_HEADERS_TIMEOUT)
@@ -154,7 +147,7 @@ def remember(key: str, response: HttpResponseBase) -> None:
 
 
 async def aremember(key: str, response: HttpResponseBase) -> None:
-    memo = capture(response)
+    memo = to_remember(response)
     if memo and _needs_write(key, memo):
         try:
             await caches[conf.CACHE_ALIAS].aset(
@@ -167,7 +160,7 @@ async def aremember(key: str, response: HttpResponseBase) -> None:
 
 def recall(key: str) -> dict[str, str]:
     try:
-        return restore(caches[conf.CACHE_ALIAS].get(key), key)
+        return from_cache(caches[conf.CACHE_ALIAS].get(key), key)
     except Exception:
         logger.warning(
             "Could not read remembered headers from the cache", exc_info=True
@@ -177,7 +170,7 @@ def recall(key: str) -> dict[str, str]:
 
 async def arecall(key: str) -> dict[str, str]:
     try:
-        return restore(await caches[conf.CACHE_ALIAS].aget(key), key)
+        return from_cache(await caches[conf.CACHE_ALIAS].aget(key), key)
     except Exception:
         logger.warning(
             "Could not read remembered headers from the cache", exc_info=True

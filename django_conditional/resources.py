@@ -4,9 +4,10 @@ A resource turns ``(request, args, kwargs)`` into version-store keys (see ``vers
 and ``versions.collection_key``). Nothing here queries the database: an object is named by the
 primary key in the URL, not fetched.
 
-- ``Obj(Article)`` / ``Obj("blog.Article", url_kwarg="article_pk")``: one object.
-- ``Collection(Article)``: the model's whole table (bumped by every change to it).
-- ``Collection(Comment, "by_article", article="pk")``: a named collection whose parameters are
+- ``ObjectOf(Article)`` / ``ObjectOf("blog.Article", url_kwarg="article_pk")``: one object; a URL
+  value that cannot be its primary key is a 404.
+- ``CollectionOf(Article)``: the model's whole table (bumped by every change to it).
+- ``CollectionOf(Comment, "by_article", article="pk")``: a named collection whose parameters are
   read from URL kwargs (a string names the kwarg; a callable ``(request, *args, **kwargs)`` computes it).
 - Any callable ``(request, *args, **kwargs) -> key | list[key]``; ``async def`` callables are awaited
   in async views. Sync callables run on the event loop of an async view: they must not do I/O.
@@ -14,16 +15,18 @@ primary key in the URL, not fetched.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from inspect import isawaitable
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.apps import apps
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import Model
+from django.http import Http404
 
-from django_conditional import versions
+from django_conditional.store.keys import collection_key, object_key
 
 ModelRef = type[Model] | str
 KeyFunc = Callable[..., Any]
@@ -64,7 +67,7 @@ def _url_value(
         ) from None
 
 
-class Obj(Resource):
+class ObjectOf(Resource):
     """One object of ``model``, whose primary key is the URL kwarg ``url_kwarg``."""
 
     def __init__(self, model: ModelRef, url_kwarg: ParamSource = "pk") -> None:
@@ -74,14 +77,23 @@ class Obj(Resource):
     def keys(
         self, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> list[str]:
+        model = _model(self.model)
         pk = _url_value(self.url_kwarg, request, args, kwargs)
-        return [versions.object_key(_model(self.model), pk)]
+        if type(pk) is str and model._meta.pk is not None:
+            try:
+                pk = model._meta.pk.to_python(pk)
+            except ValidationError:
+                # As the view's own lookup would: no such object.
+                raise Http404(
+                    f"No {model._meta.object_name} matches the URL."
+                ) from None
+        return [object_key(model, pk)]
 
     def __repr__(self) -> str:
-        return f"Obj({self.model!r}, url_kwarg={self.url_kwarg!r})"
+        return f"ObjectOf({self.model!r}, url_kwarg={self.url_kwarg!r})"
 
 
-class Collection(Resource):
+class CollectionOf(Resource):
     """All of ``model`` (no ``name``), or its collection ``name`` with parameters from the URL."""
 
     def __init__(
@@ -89,8 +101,8 @@ class Collection(Resource):
     ) -> None:
         if params and name is None:
             raise TypeError(
-                "Collection parameters need a collection name: "
-                "Collection(Model, 'by_author', author='author_pk')."
+                "CollectionOf parameters need a collection name: "
+                "CollectionOf(Model, 'by_author', author='author_pk')."
             )
         self.model = model
         self.name = name
@@ -102,16 +114,16 @@ class Collection(Resource):
     ) -> list[str]:
         if not self.params:
             if self._key is None:
-                self._key = versions.collection_key(_model(self.model), self.name)
+                self._key = collection_key(_model(self.model), self.name)
             return [self._key]
         values = {
             param: _url_value(source, request, args, kwargs)
             for param, source in self.params.items()
         }
-        return [versions.collection_key(_model(self.model), self.name, **values)]
+        return [collection_key(_model(self.model), self.name, **values)]
 
     def __repr__(self) -> str:
-        return f"Collection({self.model!r}, {self.name!r}, **{self.params!r})"
+        return f"CollectionOf({self.model!r}, {self.name!r}, **{self.params!r})"
 
 
 def _as_keys(result: Any, origin: object) -> list[str]:
@@ -124,7 +136,7 @@ def _as_keys(result: Any, origin: object) -> list[str]:
     raise TypeError(f"{origin!r} must return a key or a list of keys, not {result!r}.")
 
 
-class Function(Resource):
+class KeyFunction(Resource):
     """A plain callable ``(request, *args, **kwargs) -> key | list[key]`` (sync or async)."""
 
     def __init__(self, func: KeyFunc) -> None:
@@ -147,7 +159,7 @@ class Function(Resource):
         return _as_keys(result, self.func)
 
     def __repr__(self) -> str:
-        return f"Function({self.func!r})"
+        return f"KeyFunction({self.func!r})"
 
 
 async def _await(awaitable: Any) -> Any:
@@ -161,10 +173,10 @@ def as_resources(declared: Iterable[Resource | KeyFunc]) -> tuple[Resource, ...]
         if isinstance(item, Resource):
             resources.append(item)
         elif callable(item):
-            resources.append(Function(item))
+            resources.append(KeyFunction(item))
         else:
             raise TypeError(
-                f"{item!r} is not a resource: use Obj(Model), Collection(Model) or a callable."
+                f"{item!r} is not a resource: use ObjectOf(Model), CollectionOf(Model) or a callable."
             )
     if not resources:
         raise TypeError("A versioned view needs at least one resource.")
@@ -196,3 +208,19 @@ async def aresolve_keys(
         for key in await resource.akeys(request, args, kwargs):
             keys[key] = None
     return list(keys)
+
+
+# Names of version 0.x, kept for one release.
+_RENAMED = {"Obj": "ObjectOf", "Collection": "CollectionOf", "Function": "KeyFunction"}
+
+
+def __getattr__(name: str) -> Any:
+    new = _RENAMED.get(name)
+    if new is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"django_conditional.resources.{name} is renamed {new}; the old name goes in 1.0.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return globals()[new]

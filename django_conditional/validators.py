@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Final, Literal
 
 # etagc = %x21 / %x23-7E / obs-text (RFC 9110 §8.8.3). A single character class: linear, no
 # backtracking, and it runs at C speed on a 64 KB header.
@@ -63,6 +64,65 @@ class ETag:
         return self.tag == other.tag
 
 
+ANY: Final = "*"
+DEFAULT_MAX_MEMBERS: Final = 100
+_OWS: Final = " \t"
+EntityTags = tuple[ETag, ...] | Literal["*"]
+
+
+def member_tag(value: str, start: int, end: int) -> ETag | None:
+    """The entity-tag spelled exactly by ``value[start:end]`` (already stripped), or None."""
+    weak = value.startswith("W/", start, end)
+    if weak:
+        start += 2
+    if end - start < 2 or value[start] != '"' or value[end - 1] != '"':
+        return None
+    tag = value[start + 1 : end - 1]
+    return ETag(tag, weak) if is_opaque_tag(tag) else None
+
+
+def parse_entity_tags(value: str, max_members: int = DEFAULT_MAX_MEMBERS) -> EntityTags:
+    """Parse ``"*" / #entity-tag`` (§13.1.1, §13.1.2) in one linear pass.
+
+    Returns ``"*"`` or the valid entity-tags in order. Commas inside quotes belong to the tag.
+    """
+    stripped = value.strip(_OWS)
+    if stripped == ANY:
+        return ANY
+    if "," not in stripped and max_members > 0:
+        # One member (a revalidation's usual header): the loop below would read it the same way.
+        single = member_tag(stripped, 0, len(stripped)) if stripped else None
+        return () if single is None else (single,)
+    tags: list[ETag] = []
+    length = len(value)
+    position = 0
+    members = 0
+    while position < length and members < max_members:
+        # Skip whitespace and empty list elements.
+        while position < length and value[position] in " \t,":
+            position += 1
+        if position >= length:
+            break
+        members += 1
+        start = position
+        if value.startswith("W/", position):
+            position += 2
+        if position < length and value[position] == '"':
+            closing = value.find('"', position + 1)
+            position = length if closing == -1 else closing + 1
+        # The member runs to the next comma outside quotes.
+        comma = value.find(",", position)
+        end = length if comma == -1 else comma
+        stop = end
+        while value[stop - 1] in _OWS:
+            stop -= 1
+        tag = member_tag(value, start, stop)
+        if tag is not None:
+            tags.append(tag)
+        position = end + 1
+    return tuple(tags)
+
+
 def to_utc(moment: datetime) -> datetime:
     """An aware UTC datetime truncated to whole seconds; naive values are taken as UTC, as Django does."""
     if moment.tzinfo is None:
@@ -72,11 +132,17 @@ def to_utc(moment: datetime) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Validators:
-    """What the server knows of the selected representation when it evaluates preconditions."""
+    """What the server knows of the selected representation when it evaluates preconditions.
+
+    ``changed_within_second``: the modification time had a sub-second part, so ``last_modified``
+    (whole seconds, as HTTP dates are) names a second in which the resource changed; an
+    ``If-Unmodified-Since`` naming that second cannot prove the client saw the change.
+    """
 
     etag: ETag | None = None
     last_modified: datetime | None = None
     exists: bool = True
+    changed_within_second: bool = False
 
     @classmethod
     def of(
@@ -85,8 +151,12 @@ class Validators:
         """Validators from an ETag (or its header value) and a datetime; the resource exists when either is known."""
         if isinstance(etag, str):
             etag = ETag.from_header_value(etag)
+        within = last_modified is not None and last_modified.microsecond != 0
         if last_modified is not None:
             last_modified = to_utc(last_modified)
         return cls(
-            etag, last_modified, exists=etag is not None or last_modified is not None
+            etag,
+            last_modified,
+            exists=etag is not None or last_modified is not None,
+            changed_within_second=within,
         )

@@ -1,83 +1,54 @@
 """Unsafe methods on versioned views: the precondition check and the write in one transaction.
 
-For PUT, PATCH, POST and DELETE (any method but GET, HEAD, OPTIONS, TRACE, CONNECT) a versioned
-view runs inside ``transaction.atomic()``. Its version rows are locked first
-(``versions.lock``: ``SELECT ... FOR UPDATE``), ``If-Match``, ``If-Unmodified-Since`` and
-``If-None-Match`` are evaluated against those locked database versions, never the cache
-(RFC 9110 §13.1.1, §13.1.4, §13.2.2), and a failed precondition is answered 412 without running
-the view. Two concurrent writes that send the same ``If-Match`` therefore serialise on the row
-lock: the first one writes and bumps the version, the second sees the new version and gets 412.
-A successful write that changed the versions answers with the new ``ETag`` (read again inside the
-transaction; the cache is written when it commits, before the response leaves).
+For PUT, PATCH, POST and DELETE (any method but GET, HEAD, OPTIONS, TRACE, CONNECT) the write path
+is one visible sequence (``write``):
 
-The 428 policy (RFC 6585 §3) is checked before anything else: a write that must be conditional and
-carries neither ``If-Match`` nor ``If-Unmodified-Since`` is refused before the view runs.
+1. open ``transaction.atomic()`` on the versions' database;
+2. lock the version rows of the view's resources (``versions.lock``: ``SELECT ... FOR UPDATE``;
+   on SQLite the write lock is taken first, so a concurrent writer waits instead of failing);
+3. evaluate ``If-Match``, ``If-Unmodified-Since`` and ``If-None-Match`` against those locked
+   database versions, never the cache (RFC 9110 §13.1.1, §13.1.4, §13.2.2); a failure is a 412
+   and the view does not run;
+4. run the view;
+5. a successful write that changed the versions answers with the new ``ETag`` (read again inside
+   the transaction); the cache is written when the transaction commits, before the response leaves.
 
-Async views: transactions are bound to a thread, so the lock, the evaluation and the view run in
-Django's thread-sensitive executor (``sync_to_async(thread_sensitive=True)``); the async view
-itself runs on the event loop through ``async_to_sync``, and its ORM calls come back to that
-thread, inside the transaction.
+Two concurrent writes that send the same ``If-Match`` serialise on the row lock: the first writes
+and bumps the version, the second sees the new version and gets 412. The 428 policy (RFC 6585 §3)
+is checked before anything else. Async views: transactions are bound to a thread, so the sequence
+runs in Django's thread-sensitive executor, and an async view runs inside it through
+``async_to_sync`` (its ORM calls come back to that thread, inside the transaction).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping
 from functools import wraps
-from typing import Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
-from django.db import router, transaction
+from django.db import transaction
 from django.http import HttpRequest, HttpResponseBase
 
+from django_conditional import versions
 from django_conditional.conf import DEFAULT_REQUIRED_METHODS, conf
-from django_conditional.httpdate import parse_http_date
-from django_conditional.preconditions import IGNORING_METHODS, SAFE_METHODS
-from django_conditional.responses import precondition_required
-from django_conditional.validators import Validators
+from django_conditional.flow import Args, Kwargs, View
+from django_conditional.preconditions import (
+    IGNORING_METHODS,
+    SAFE_METHODS,
+    Outcome,
+    evaluate,
+)
+from django_conditional.request import preconditions
+from django_conditional.responses import precondition_failed, precondition_required
+from django_conditional.store.database import database
 
-_View = TypeVar("_View", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    from django_conditional.versioned import VersionedSource
+
 # None: the site policy (``CONDITIONAL_REQUIRE_PRECONDITION``); True: PUT, PATCH and DELETE;
 # False: never; or the unsafe methods that must be conditional.
 RequirePrecondition = bool | None | Collection[str]
-
-
-@dataclass
-class WriteState:
-    """The keys a write locked and their versions before the view ran."""
-
-    keys: list[str] = field(default_factory=list)
-    before: dict[str, int] = field(default_factory=dict)
-
-
-_state: ContextVar[WriteState | None] = ContextVar(
-    "django_conditional_write", default=None
-)
-
-
-def current_write() -> WriteState | None:
-    """The write in progress in this context (set while a versioned unsafe request runs)."""
-    return _state.get()
-
-
-class WriteSource(Protocol):
-    def resolve(
-        self, request: HttpRequest, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any: ...
-
-    async def aresolve(
-        self, request: HttpRequest, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any: ...
-
-    def after_write(
-        self,
-        request: HttpRequest,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        response: HttpResponseBase,
-        state: WriteState,
-    ) -> None: ...
 
 
 def is_write(method: str | None) -> bool:
@@ -90,9 +61,9 @@ def must_be_conditional(
     """Whether the 428 policy applies to ``request`` and it carries no precondition the server
     can evaluate: If-Match, or a valid If-Unmodified-Since when the resource is ``dated``
     (§13.1.4 ignores an invalid date, and any date for a resource without one)."""
-    meta = request.META
-    if "HTTP_IF_MATCH" in meta or (
-        dated and parse_http_date(meta.get("HTTP_IF_UNMODIFIED_SINCE")) is not None
+    conditions = preconditions(request)
+    if conditions.if_match is not None or (
+        dated and conditions.if_unmodified_since is not None
     ):
         return False
     method = request.method
@@ -106,49 +77,63 @@ def must_be_conditional(
     return method in {m.upper() for m in setting}
 
 
-def _database() -> str:
-    from django_conditional.models import ResourceVersion
+def _run(
+    view: Callable[..., Any], request: HttpRequest, args: Args, kwargs: Kwargs
+) -> Any:
+    if iscoroutinefunction(view):
+        return async_to_sync(view)(request, *args, **kwargs)
+    return view(request, *args, **kwargs)
 
-    return router.db_for_write(ResourceVersion)
+
+def _stamp(
+    response: HttpResponseBase,
+    source: VersionedSource,
+    request: HttpRequest,
+    before: Mapping[str, int],
+) -> None:
+    # A successful write that changed the versions answers with the new ETag.
+    if not 200 <= response.status_code < 300 or response.has_header("ETag"):
+        return
+    after = versions.lock(before)
+    if after != before:
+        etag = source.current_etag(request, after)
+        if etag is not None:
+            response.headers["ETag"] = str(etag)
 
 
-def _validators(resolved: Any) -> Validators | None:
-    validators = getattr(resolved, "validators", None)
-    return validators if isinstance(validators, Validators) else None
+def write(
+    view: Callable[..., Any],
+    source: VersionedSource,
+    request: HttpRequest,
+    args: Args,
+    kwargs: Kwargs,
+) -> HttpResponseBase:
+    """The write path: lock, read, evaluate, run the view, publish (see the module docstring)."""
+    with transaction.atomic(using=database()):
+        before = versions.lock(source.keys(request, args, kwargs))
+        validators = source.locked_validators(request, args, kwargs, before)
+        conditions = source.write_conditions(preconditions(request), validators)
+        evaluation = evaluate(request.method or "POST", conditions, validators)
+        if evaluation.outcome is not Outcome.PROCEED:
+            return precondition_failed(request, evaluation.decided_by, validators)
+        response: HttpResponseBase = _run(view, request, args, kwargs)
+        _stamp(response, source, request, before)
+    return response
 
 
 def guard(
-    view: _View,
-    source: WriteSource,
+    view: View,
+    read_view: View,
+    source: VersionedSource,
     require_precondition: RequirePrecondition = None,
-) -> _View:
-    """Wrap ``view`` (already wrapped by ``conditional_view(view, source)``) for atomic writes."""
-
-    def locked(
-        request: HttpRequest, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> HttpResponseBase:
-        state = WriteState()
-        with transaction.atomic(using=_database()):
-            token = _state.set(state)
-            try:
-                if iscoroutinefunction(view):
-                    response: HttpResponseBase = async_to_sync(view)(
-                        request, *args, **kwargs
-                    )
-                else:
-                    response = view(request, *args, **kwargs)
-                if state.keys:
-                    source.after_write(request, args, kwargs, response, state)
-            finally:
-                _state.reset(token)
-        return response
-
+) -> View:
+    """``read_view`` for safe methods; for unsafe ones the 428 policy, then ``write``."""
     # A source without a modification date can only be guarded by If-Match.
-    dated = getattr(source, "last_modified", True) is not None
+    dated = source.last_modified is not None
     required = ("If-Match", "If-Unmodified-Since") if dated else ("If-Match",)
 
-    def refuse(request: HttpRequest, resolved: Any) -> HttpResponseBase:
-        return precondition_required(request, required, _validators(resolved))
+    def refusal(request: HttpRequest) -> bool:
+        return must_be_conditional(request, require_precondition, dated)
 
     if iscoroutinefunction(view):
 
@@ -156,22 +141,24 @@ def guard(
             request: HttpRequest, *args: Any, **kwargs: Any
         ) -> HttpResponseBase:
             if not is_write(request.method):
-                response: HttpResponseBase = await view(request, *args, **kwargs)
+                response: HttpResponseBase = await read_view(request, *args, **kwargs)
                 return response
-            if must_be_conditional(request, require_precondition, dated):
-                return refuse(request, await source.aresolve(request, args, kwargs))
-            return await sync_to_async(locked, thread_sensitive=True)(
-                request, args, kwargs
+            if refusal(request):
+                resolved = await source.aresolve(request, args, kwargs)
+                return precondition_required(request, required, resolved.validators)
+            return await sync_to_async(write, thread_sensitive=True)(
+                view, source, request, args, kwargs
             )
 
-        return cast(_View, wraps(view)(_async_view))
+        return cast(View, wraps(read_view)(_async_view))
 
     def _view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not is_write(request.method):
-            response: HttpResponseBase = view(request, *args, **kwargs)
+            response: HttpResponseBase = read_view(request, *args, **kwargs)
             return response
-        if must_be_conditional(request, require_precondition, dated):
-            return refuse(request, source.resolve(request, args, kwargs))
-        return locked(request, args, kwargs)
+        if refusal(request):
+            resolved = source.resolve(request, args, kwargs)
+            return precondition_required(request, required, resolved.validators)
+        return write(view, source, request, args, kwargs)
 
-    return cast(_View, wraps(view)(_view))
+    return cast(View, wraps(read_view)(_view))

@@ -307,7 +307,7 @@ def test_a_bump_through_the_store_is_read_at_once(django_capture_on_commit_callb
     with override_settings(CACHES=config):
         cache = caches[conf.CACHE_ALIAS]
         key = "c:fastcache.bumped"
-        cache_key = versions._prefix() + key
+        cache_key = versions.cache_key(key)
         for expected in (1, 2, 3):
             with django_capture_on_commit_callbacks(execute=True):
                 versions.bump(key)
@@ -365,7 +365,7 @@ def test_errors_propagate_like_the_cache_api():
 def _kept(cache: RedisCache) -> list[Any]:
     reader = fastcache._reader(cache)
     assert reader is not None
-    return reader._idle[0]
+    return reader._idle
 
 
 @needs_redis
@@ -497,7 +497,7 @@ def test_a_cancelled_read_closes_its_connection(cache):
         await fastcache.aget_ints(cache, ["a"])
         reader = fastcache._reader(cache)
         assert reader is not None
-        idle = reader._async_idle[asyncio.get_running_loop()][1][0]
+        idle = reader._async_idle[asyncio.get_running_loop()][1]
         [connection] = idle
         with (
             mock.patch.object(
@@ -522,7 +522,7 @@ def test_an_async_connection_the_server_closed_is_replaced_once(cache):
         await fastcache.aget_ints(cache, ["a"])
         reader = fastcache._reader(cache)
         assert reader is not None
-        [connection] = reader._async_idle[asyncio.get_running_loop()][1][0]
+        [connection] = reader._async_idle[asyncio.get_running_loop()][1]
         await connection.send_command("CLIENT", "ID")
         client_id = await connection.read_response()
         assert redis.Redis.from_url(REDIS_URL).client_kill_filter(_id=client_id) == 1

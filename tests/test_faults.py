@@ -35,6 +35,7 @@ from django.test.utils import CaptureQueriesContext
 
 from django_conditional import versions
 from django_conditional.conf import conf
+from django_conditional.store import database as store_database
 from example_project.blog.testing import ROOT, demo_env, prepare_database
 from example_project.serving import child_pids, free_port, stop, wait_until
 from tests import urls_hostile
@@ -151,10 +152,10 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture
 def article() -> Iterator[Article]:
     urls_hostile.WRITES.clear()
-    versions._untrusted.clear()
+    versions.clear_local_state()
     author = Author.objects.create(name="faults")
     yield Article.objects.create(author=author, title="original", body="")
-    versions._untrusted.clear()
+    versions.clear_local_state()
 
 
 @dataclass
@@ -376,7 +377,7 @@ def test_database_failing_on_the_version_lookup(
     caches[conf.CACHE_ALIAS].clear()
     tag = site.current()
     broken = mock.patch.object(
-        versions, "_read_db", side_effect=OperationalError("version table down")
+        store_database, "read", side_effect=OperationalError("version table down")
     )
     with broken as read_db, caplog.at_level(logging.WARNING):
         assert site.get(if_none_match=tag).status_code == 304

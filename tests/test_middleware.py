@@ -14,7 +14,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 from django.test import override_settings
 
-from django_conditional.middleware import ConditionalGetMiddleware, get_twin
+from django_conditional.middleware import ConditionalGetMiddleware
+from django_conditional.request import get_twin
 from django_conditional.sources.content import content_etag, get_hasher
 from tests import urls_middleware
 from tests.urls_middleware import STATE

@@ -8,6 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import AsyncClient, Client
 
 from django_conditional import versions
+from django_conditional.resources import CollectionOf, ObjectOf
 from tests.testapp.models import Article
 from tests.testapp.views import CALLS
 from tests.versioned_support import count_cache_calls, run_async
@@ -181,14 +182,13 @@ def test_plain_view_without_resources_is_a_configuration_error(client):
 
 
 def test_default_resources(rf):
-    from django_conditional.resources import Collection, Obj
     from tests.testapp import views
 
     listing = views.ArticleListByQueryset()
     (resource,) = listing.get_version_resources()
-    assert isinstance(resource, Collection) and resource.model is Article
+    assert isinstance(resource, CollectionOf) and resource.model is Article
     detail = views.ArticleDetail()
     (resource,) = detail.get_version_resources()
-    assert isinstance(resource, Obj) and resource.url_kwarg == "pk"
+    assert isinstance(resource, ObjectOf) and resource.url_kwarg == "pk"
     with pytest.raises(ImproperlyConfigured, match="model or queryset"):
         views.DetailWithoutModel().get_version_resources()

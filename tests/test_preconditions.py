@@ -405,3 +405,59 @@ def test_accepts_coding(accept_encoding: str | None, accepted: bool) -> None:
 
 def test_accepts_coding_reads_at_most_max_members() -> None:
     assert not accepts_coding("br, " * 10 + "gzip", "gzip", 5)
+
+
+# --- Parsed once: Preconditions ----------------------------------------------------------------
+
+
+def test_preconditions_parse_every_field_once() -> None:
+    from django_conditional.preconditions import Preconditions
+
+    parsed = Preconditions.parse(
+        ConditionalHeaders(
+            if_match='"a", W/"b"',
+            if_none_match="*",
+            if_modified_since=EXACT,
+            if_unmodified_since="garbage",
+            if_range=EXACT,
+            range="bytes=0-1",
+        )
+    )
+    assert parsed.if_match == (ETag("a"), ETag("b", weak=True))
+    assert parsed.if_none_match == ANY
+    assert parsed.if_modified_since == LAST_MODIFIED
+    assert parsed.if_unmodified_since is None  # invalid: ignored (§13.1.4)
+    assert parsed.if_range == LAST_MODIFIED and parsed.has_if_range
+    assert parsed.any and parsed.any_precondition
+    stripped = parsed.without_range()
+    assert stripped.range is None and not stripped.has_if_range
+    assert Preconditions.parse(ConditionalHeaders(if_range='"x"')).if_range == ETag("x")
+    assert Preconditions.parse(ConditionalHeaders(if_range="W/")).if_range is None
+    only_range = Preconditions.parse(ConditionalHeaders(if_range='"x"'))
+    assert only_range.any and not only_range.any_precondition
+    assert not Preconditions.parse(ConditionalHeaders()).any
+    # Parsed headers evaluate exactly as raw ones.
+    assert evaluate("GET", parsed, STRONG, now=NOW) == run(
+        "GET",
+        if_match='"a", W/"b"',
+        if_none_match="*",
+        if_modified_since=EXACT,
+        if_unmodified_since="garbage",
+    )
+
+
+def test_from_meta_reads_non_text_values_as_text() -> None:
+    headers = ConditionalHeaders.from_meta({"HTTP_IF_NONE_MATCH": 42})
+    assert headers.if_none_match == "42"
+
+
+def test_if_unmodified_since_fails_when_the_change_was_inside_the_named_second() -> (
+    None
+):
+    """Two changes within one second look alike to a date: only If-Match tells them apart."""
+    precise = Validators.of(ETag("v2"), LAST_MODIFIED.replace(microsecond=500_000))
+    assert precise.changed_within_second
+    assert run("PUT", precise, if_unmodified_since=EXACT) == FAILED_IUS
+    assert run("PUT", precise, if_unmodified_since=AFTER) == PROCEED
+    # A whole-second modification time is taken as given (the source's own precision).
+    assert run("PUT", STRONG, if_unmodified_since=EXACT) == PROCEED

@@ -56,10 +56,10 @@ def test_request_token(header: str | None, token: str | None) -> None:
 def test_memo_keys_differ_per_representation_and_url() -> None:
     request = RequestFactory().get("/a/?x=1")
     keys = {
-        remembered.memo_key("v", request, "ea"),
-        remembered.memo_key("v", request, "eb"),
-        remembered.memo_key("w", request, "ea"),
-        remembered.memo_key("v", RequestFactory().get("/a/?x=2"), "ea"),
+        remembered.headers_key("v", request, "ea"),
+        remembered.headers_key("v", request, "eb"),
+        remembered.headers_key("w", request, "ea"),
+        remembered.headers_key("v", RequestFactory().get("/a/?x=2"), "ea"),
     }
     assert len(keys) == 4
 
@@ -138,7 +138,7 @@ def test_async_failures_are_logged(caplog: pytest.LogCaptureFixture) -> None:
 def test_invalid_expires_is_kept_as_it_was() -> None:
     response = HttpResponse("x")
     response["Expires"] = "0"
-    assert remembered.restore(remembered.capture(response)) == {"Expires": "0"}
+    assert remembered.from_cache(remembered.to_remember(response)) == {"Expires": "0"}
 
 
 def test_expires_without_date_keeps_its_distance_from_now() -> None:
@@ -146,7 +146,7 @@ def test_expires_without_date_keeps_its_distance_from_now() -> None:
     response["Expires"] = (
         "Tue, 21 Nov 2000 08:00:00 GMT"  # long past: stays in the past
     )
-    restored = remembered.restore(remembered.capture(response))
+    restored = remembered.from_cache(remembered.to_remember(response))
     assert restored["Expires"].endswith("2000 08:00:00 GMT")
 
 

@@ -58,6 +58,8 @@ def test_validators_of() -> None:
     assert Validators.of('"a"') == Validators(ETag("a"), None, exists=True)
     assert Validators.of(ETag("a")).etag == ETag("a")
     assert Validators.of(last_modified=moment) == Validators(
-        None, moment.replace(microsecond=0), exists=True
+        None, moment.replace(microsecond=0), exists=True, changed_within_second=True
     )
+    whole = moment.replace(microsecond=0)
+    assert not Validators.of(last_modified=whole).changed_within_second
     assert Validators.of() == Validators(None, None, exists=False)

@@ -9,8 +9,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import AsyncClient, Client
 
 from django_conditional import versions
-from django_conditional.decorators import VersionedSource, versioned
-from django_conditional.resources import Collection, Obj
+from django_conditional.resources import CollectionOf, ObjectOf
+from django_conditional.versioned import VersionedSource, versioned
 from tests.testapp.models import Article, Author, Comment
 from tests.testapp.views import CALLS
 from tests.versioned_support import clear_version_cache, count_cache_calls, run_async
@@ -431,7 +431,7 @@ def test_per_user_on_the_database_session_costs_one_query(
 
 def test_resources_need_a_name_for_parameters():
     with pytest.raises(TypeError):
-        Collection(Article, author="author_pk")
+        CollectionOf(Article, author="author_pk")
 
 
 def test_versioned_needs_resources():
@@ -445,7 +445,9 @@ def test_not_a_resource():
 
 
 def test_model_by_label(rf, article):
-    source = VersionedSource([Obj("testapp.Article"), Collection("testapp.Comment")])
+    source = VersionedSource(
+        [ObjectOf("testapp.Article"), CollectionOf("testapp.Comment")]
+    )
     request = rf.get("/")
     assert source.keys(request, (), {"pk": str(article.pk)}) == [
         versions.object_key(Article, article.pk),
@@ -459,7 +461,7 @@ def test_keys_come_once_each_in_order(rf, article):
     one = VersionedSource([lambda request, **kwargs: ["b", "a", "b", "a"]])
     assert one.keys(request, (), kwargs) == ["b", "a"]
     several = VersionedSource(
-        [Collection(Comment), Obj(Article), Collection("testapp.Comment")]
+        [CollectionOf(Comment), ObjectOf(Article), CollectionOf("testapp.Comment")]
     )
     expected = [
         versions.collection_key(Comment),
@@ -537,7 +539,7 @@ def test_real_redis_unreachable_answers_from_the_database(
 def test_user_id_sources(rf):
     from django.contrib.auth.models import AnonymousUser
 
-    from django_conditional.decorators import auser_id, user_id
+    from django_conditional.variants import auser_id, user_id
 
     request = rf.get("/")
     assert user_id(request) == ""  # no session at all
@@ -551,18 +553,18 @@ def test_user_id_sources(rf):
 
 
 def test_resource_reprs_and_key_functions(rf):
-    from django_conditional.resources import Function, as_resources
+    from django_conditional.resources import KeyFunction, as_resources
 
-    assert "Obj(" in repr(Obj(Article))
-    assert "Collection(" in repr(Collection(Article, "by_author", author="pk"))
+    assert "ObjectOf(" in repr(ObjectOf(Article))
+    assert "CollectionOf(" in repr(CollectionOf(Article, "by_author", author="pk"))
 
     async def akeys(request):
         return "o:x:1"
 
-    function = Function(akeys)
-    assert "Function(" in repr(function)
+    function = KeyFunction(akeys)
+    assert "KeyFunction(" in repr(function)
     assert function.keys(rf.get("/"), (), {}) == ["o:x:1"]  # awaited for a sync view
-    generated = Function(lambda request: (key for key in ["a", "b"]))
+    generated = KeyFunction(lambda request: (key for key in ["a", "b"]))
     assert generated.keys(rf.get("/"), (), {}) == ["a", "b"]
     assert async_to_sync(generated.akeys)(rf.get("/"), (), {}) == ["a", "b"]
     with pytest.raises(TypeError):

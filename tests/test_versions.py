@@ -19,25 +19,27 @@ from django_conditional import fastcache, versions
 from django_conditional.conf import conf
 from django_conditional.models import ResourceVersion
 from django_conditional.signals import version_bumped
+from django_conditional.store import cache as store_cache
+from django_conditional.store import database as store_database
 from tests.testapp.models import Article, Author, Country, Tag
 
 
 @pytest.fixture(autouse=True)
 def _clean_cache():
     caches[conf.CACHE_ALIAS].clear()
-    versions._untrusted.clear()
+    versions.clear_local_state()
     yield
-    versions._untrusted.clear()
+    versions.clear_local_state()
 
 
 @pytest.fixture
 def generic_cache(monkeypatch):
     """Use the cache API even on Django's RedisCache (the protocol every backend gets)."""
-    monkeypatch.setattr(versions, "_redis", lambda cache: None)
+    monkeypatch.setattr(store_cache, "monotonic_writer", lambda cache: None)
 
 
 def cached(key: str):
-    return caches[conf.CACHE_ALIAS].get(versions._prefix() + key)
+    return caches[conf.CACHE_ALIAS].get(versions.cache_key(key))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -97,9 +99,19 @@ def test_collection_keys():
         versions.collection_key(Article, author=7)
 
 
-def test_key_too_long():
-    with pytest.raises(ValueError):
-        versions.collection_key(Article, "x" * 300)
+@pytest.mark.django_db(transaction=True)
+def test_long_and_unprintable_keys_are_bounded_not_refused():
+    long_key = versions.collection_key(Article, "x" * 300)
+    assert len(long_key) == versions.MAX_KEY_LENGTH
+    assert long_key.startswith("c:testapp.article:xxx")
+    assert long_key != versions.collection_key(Article, "x" * 299)
+    non_ascii = versions.object_key(Article, "é" * 30)
+    assert non_ascii.isascii() and len(non_ascii) <= versions.MAX_KEY_LENGTH
+    raw = "my key é " + "y" * 400
+    assert versions.cache_key(raw).isascii()
+    assert versions.bump(raw) == {
+        versions.cache_key(raw)[len(versions.cache_key("")) :]: 1
+    }
 
 
 def test_parse_key():
@@ -232,9 +244,7 @@ def test_warm_get_many_is_one_cache_call_and_no_query(
         spy = mock.patch.object(cache, "get_many", wraps=cache.get_many)
     with (
         spy as round_trip,
-        mock.patch.object(
-            versions, "_cache_get_many", wraps=versions._cache_get_many
-        ) as reads,
+        mock.patch.object(fastcache, "get_many", wraps=fastcache.get_many) as reads,
         django_assert_num_queries(0),
     ):
         assert versions.get_many(keys) == dict.fromkeys(keys, 1)
@@ -250,9 +260,7 @@ def test_warm_aget_many_is_one_cache_call_and_no_query(
     with django_capture_on_commit_callbacks(execute=True):
         versions.bump(*keys)
     with (
-        mock.patch.object(
-            versions, "_acache_get_many", wraps=versions._acache_get_many
-        ) as reads,
+        mock.patch.object(fastcache, "aget_many", wraps=fastcache.aget_many) as reads,
         django_assert_num_queries(0),
     ):
         assert async_to_sync(versions.aget_many)(keys) == dict.fromkeys(keys, 1)
@@ -280,7 +288,7 @@ def test_miss_reads_the_database_once_and_fills_the_cache(
 @pytest.mark.django_db
 def test_untrusted_cached_value_is_a_miss(django_assert_num_queries):
     key = versions.object_key(Author, 1)
-    caches[conf.CACHE_ALIAS].set(versions._prefix() + key, "garbage")
+    caches[conf.CACHE_ALIAS].set(versions.cache_key(key), "garbage")
     with django_assert_num_queries(1):
         assert versions.get(key) == 0
 
@@ -391,12 +399,12 @@ def test_failing_receiver_is_logged_not_raised(
 def test_reader_fill_never_overwrites_a_newer_bump(django_capture_on_commit_callbacks):
     """A reader that read the database before a bump committed stores with ``add``: it loses."""
     key = "o:testapp.author:1"
-    stale = versions._read_db(
+    stale = store_database.read(
         [key]
     )  # the reader's database read, before the bump commits
     with django_capture_on_commit_callbacks(execute=True):
         versions.bump(key)
-    versions._fill(caches[conf.CACHE_ALIAS], versions._prefix(), stale)
+    store_cache.fill(caches[conf.CACHE_ALIAS], store_cache.prefix(), stale)
     assert cached(key) == 1
     assert versions.get(key) == 1
 
@@ -413,12 +421,12 @@ def test_writer_sets_again_when_a_concurrent_bump_moved_the_key(
     # ...another worker commits version 2 and sets it before our callback runs...
     ResourceVersion.objects.filter(key=key).update(version=2)
     cache = caches[conf.CACHE_ALIAS]
-    cache.set(versions._prefix() + key, 2)
+    cache.set(versions.cache_key(key), 2)
     with mock.patch.object(cache, "set_many", wraps=cache.set_many) as set_many:
         callbacks[0]()  # ...then our set(1) lands after theirs, and is repaired
     assert [c.args[0] for c in set_many.call_args_list] == [
-        {versions._prefix() + key: 1},
-        {versions._prefix() + key: 2},
+        {versions.cache_key(key): 1},
+        {versions.cache_key(key): 2},
     ]
     assert cached(key) == 2
 
@@ -431,7 +439,7 @@ def test_publish_with_the_database_unreadable_deletes(
     assert versions.get(key) == 0
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         versions.bump(key)
-    with mock.patch.object(versions, "_read_db", _raise):
+    with mock.patch.object(store_database, "read", _raise):
         callbacks[0]()
     assert cached(key) is None
     assert versions.get(key) == 1
@@ -447,7 +455,7 @@ def test_writer_gives_up_setting_and_deletes_a_key_that_keeps_moving(
         versions.bump(key)
     counter = iter(range(2, 100))
     with mock.patch.object(
-        versions, "_read_db", lambda keys, using=None: {key: next(counter)}
+        store_database, "read", lambda keys, using=None: {key: next(counter)}
     ):
         callbacks[0]()
     assert cached(key) is None
@@ -474,8 +482,8 @@ def test_cache_down_on_read_uses_the_database(
         versions.bump(key)
     cache = caches[conf.CACHE_ALIAS]
     with (
-        mock.patch.object(versions, "_cache_get_many", _raise),
-        mock.patch.object(versions, "_acache_get_many", _raise),
+        mock.patch.object(fastcache, "get_many", _raise),
+        mock.patch.object(fastcache, "aget_many", _raise),
         mock.patch.object(cache, "add", _raise),
         caplog.at_level(logging.WARNING, logger="django_conditional"),
     ):
@@ -516,10 +524,10 @@ def test_cache_down_on_write_never_serves_the_old_value(
         assert async_to_sync(versions.aget_many)([key]) == {key: 1}
     assert "cache set_many failed" in caplog.text
     assert "cache delete_many failed" in caplog.text
-    assert key in versions._untrusted
+    assert key in versions.untrusted_keys()
     # The cache is back: the next read deletes the untrusted keys, then fills them.
     assert versions.get(key) == 1
-    assert not versions._untrusted
+    assert not versions.untrusted_keys()
     assert cached(key) == 1
     with django_assert_num_queries(0):
         assert versions.get(key) == 1
@@ -527,16 +535,16 @@ def test_cache_down_on_write_never_serves_the_old_value(
 
 @pytest.mark.django_db
 def test_repair_failing_keeps_keys_untrusted(generic_cache, caplog):
-    versions._untrusted.add("k")
+    store_cache.untrusted.add("k")
     cache = caches[conf.CACHE_ALIAS]
-    cache.set(versions._prefix() + "k", 5)
+    cache.set(versions.cache_key("k"), 5)
     with (
         mock.patch.object(cache, "delete_many", _raise),
         caplog.at_level(logging.WARNING, logger="django_conditional"),
     ):
         assert versions.get("k") == 0
         assert async_to_sync(versions.aget_many)(["k"]) == {"k": 0}
-    assert "k" in versions._untrusted
+    assert "k" in versions.untrusted_keys()
 
 
 @pytest.mark.django_db
@@ -553,7 +561,7 @@ def test_cache_set_failing_falls_back_to_delete(
     ):
         versions.bump(key)
     assert cached(key) is None
-    assert not versions._untrusted
+    assert not versions.untrusted_keys()
     assert versions.get(key) == 1
 
 
@@ -621,20 +629,22 @@ def test_no_redis_shortcut_for_other_backends():
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     }
     with override_settings(CACHES=locmem):
-        assert versions._redis(caches["default"]) is None
+        assert store_cache.monotonic_writer(caches["default"]) is None
 
 
 @pytest.mark.redis
 @pytest.mark.django_db
 def test_redis_shortcut_reads_what_the_cache_wrote(django_capture_on_commit_callbacks):
     cache = caches[conf.CACHE_ALIAS]
-    shortcut = versions._redis(cache)
+    shortcut = store_cache.monotonic_writer(cache)
     assert shortcut is not None
-    assert versions._redis(cache) is shortcut  # one client per cache object
+    assert (
+        store_cache.monotonic_writer(cache) is shortcut
+    )  # one client per cache object
     with django_capture_on_commit_callbacks(execute=True):
         versions.bump("a", "b")
-    cache.set(versions._prefix() + "c", "pickled text")
-    cache.set(versions._prefix() + "d", True)  # a bool is pickled, not stored as digits
+    cache.set(versions.cache_key("c"), "pickled text")
+    cache.set(versions.cache_key("d"), True)  # a bool is pickled, not stored as digits
     with mock.patch.object(cache, "get_many", _raise):
         assert versions.get_many(["a", "b", "c", "d"]) == {
             "a": 1,
@@ -644,7 +654,7 @@ def test_redis_shortcut_reads_what_the_cache_wrote(django_capture_on_commit_call
         }
         assert async_to_sync(versions.aget_many)(["a", "b"]) == {"a": 1, "b": 1}
     # The keys are the cache's own (KEY_PREFIX, VERSION and KEY_FUNCTION applied).
-    assert cache.get(versions._prefix() + "a") == 1
+    assert cache.get(versions.cache_key("a")) == 1
 
 
 class Serializer(RedisSerializer):
@@ -660,7 +670,7 @@ def test_redis_custom_serializer_uses_the_cache_api(settings):
         }
     }
     with override_settings(CACHES=custom):
-        assert versions._redis(caches["default"]) is None
+        assert store_cache.monotonic_writer(caches["default"]) is None
 
 
 @pytest.mark.redis
@@ -671,16 +681,16 @@ def test_redis_writes_never_lower_a_newer_version(django_capture_on_commit_callb
         versions.bump(key)  # ours commits 1...
     # ...a concurrent bump commits 2 and its worker sets it first...
     ResourceVersion.objects.filter(key=key).update(version=2)
-    shortcut = versions._redis(caches[conf.CACHE_ALIAS])
+    shortcut = store_cache.monotonic_writer(caches[conf.CACHE_ALIAS])
     assert shortcut is not None
-    shortcut.set_max({versions._prefix() + key: 2}, None)
+    shortcut.set_max({versions.cache_key(key): 2}, None)
     callbacks[0]()  # ...our late write of 1 is dropped by Redis itself
     assert cached(key) == 2
     # A reader that read the database before a commit cannot lower it either.
-    versions._fill(caches[conf.CACHE_ALIAS], versions._prefix(), {key: 1})
+    store_cache.fill(caches[conf.CACHE_ALIAS], store_cache.prefix(), {key: 1})
     assert cached(key) == 2
-    assert shortcut.set_max({versions._prefix() + key: -3}, None) == {
-        versions._prefix() + key: -3
+    assert shortcut.set_max({versions.cache_key(key): -3}, None) == {
+        versions.cache_key(key): -3
     }
     assert cached(key) == -3
 
@@ -692,7 +702,7 @@ def test_redis_cache_ahead_of_the_database_is_corrected_by_a_bump(
 ):
     """A restored backup (or a test's rolled-back transaction) left the cache ahead."""
     key = "o:testapp.author:1"
-    caches[conf.CACHE_ALIAS].set(versions._prefix() + key, 7)
+    caches[conf.CACHE_ALIAS].set(versions.cache_key(key), 7)
     assert versions.get(key) == 7  # nothing says otherwise until the next bump
     with django_capture_on_commit_callbacks(execute=True):
         assert versions.bump(key) == {key: 1}
@@ -704,18 +714,18 @@ def test_redis_cache_ahead_of_the_database_is_corrected_by_a_bump(
 @pytest.mark.django_db
 def test_redis_version_cache_timeout(settings, django_capture_on_commit_callbacks):
     cache = caches[conf.CACHE_ALIAS]
-    shortcut = versions._redis(cache)
+    shortcut = store_cache.monotonic_writer(cache)
     assert shortcut is not None
     settings.CONDITIONAL_VERSION_CACHE_TIMEOUT = 60
     with django_capture_on_commit_callbacks(execute=True):
         versions.bump("a")
     versions.get("b")  # a fill
     for key in ("a", "b"):
-        assert 0 < shortcut.client.ttl(cache.make_key(versions._prefix() + key)) <= 60
+        assert 0 < shortcut.client.ttl(cache.make_key(versions.cache_key(key))) <= 60
     settings.CONDITIONAL_VERSION_CACHE_TIMEOUT = None
     with django_capture_on_commit_callbacks(execute=True):
         versions.bump("c")
-    assert shortcut.client.ttl(cache.make_key(versions._prefix() + "c")) == -1
+    assert shortcut.client.ttl(cache.make_key(versions.cache_key("c"))) == -1
     settings.CONDITIONAL_VERSION_CACHE_TIMEOUT = 0  # do not cache
     with django_capture_on_commit_callbacks(execute=True):
         versions.bump("d")
@@ -730,7 +740,7 @@ def test_redis_script_failing_falls_back_to_delete(
 ):
     key = "o:testapp.author:1"
     assert versions.get(key) == 0
-    shortcut = versions._redis(caches[conf.CACHE_ALIAS])
+    shortcut = store_cache.monotonic_writer(caches[conf.CACHE_ALIAS])
     assert shortcut is not None
     with (
         mock.patch.object(shortcut, "script", _raise),
@@ -759,7 +769,7 @@ def test_lock_outside_atomic_on_a_transactional_db():
 def test_lock_creates_rows_and_reads_the_database():
     versions.bump("b")
     caches[conf.CACHE_ALIAS].set(
-        versions._prefix() + "b", 99
+        versions.cache_key("b"), 99
     )  # the cache is not consulted
     with transaction.atomic(), CaptureQueriesContext(connection) as queries:
         assert versions.lock(["b", "a", "b"]) == {"a": 0, "b": 1}
@@ -770,7 +780,7 @@ def test_lock_creates_rows_and_reads_the_database():
 
 @pytest.mark.django_db
 def test_portable_bump_path(monkeypatch, django_capture_on_commit_callbacks):
-    monkeypatch.setattr(versions, "_uses_upsert", lambda db: False)
+    monkeypatch.setattr(store_database, "uses_upsert", lambda db: False)
     with django_capture_on_commit_callbacks(execute=True):
         assert versions.bump("a", "b") == {"a": 1, "b": 1}
         assert versions.bump("a", deleted=True) == {"a": -2}
@@ -782,8 +792,8 @@ def test_portable_bump_path(monkeypatch, django_capture_on_commit_callbacks):
 @pytest.mark.django_db
 def test_portable_bump_retries_a_lost_insert_race(monkeypatch):
     """A concurrent transaction inserts the row between our UPDATE and our INSERT."""
-    monkeypatch.setattr(versions, "_uses_upsert", lambda db: False)
-    real_defaults = versions._row_defaults
+    monkeypatch.setattr(store_database, "uses_upsert", lambda db: False)
+    real_defaults = store_database.row_defaults
     raced: list[str] = []
 
     def defaults_then_concurrent_insert(key):
@@ -792,16 +802,16 @@ def test_portable_bump_retries_a_lost_insert_race(monkeypatch):
             ResourceVersion.objects.bulk_create([ResourceVersion(key=key, version=4)])
         return real_defaults(key)
 
-    monkeypatch.setattr(versions, "_row_defaults", defaults_then_concurrent_insert)
+    monkeypatch.setattr(store_database, "row_defaults", defaults_then_concurrent_insert)
     assert versions.bump("k") == {"k": 5}
     assert raced == ["k"]
 
 
 def test_uses_upsert_by_vendor():
     with mock.patch.object(connection, "vendor", "postgresql"):
-        assert versions._uses_upsert("default")
+        assert store_database.uses_upsert("default")
     with mock.patch.object(connection, "vendor", "mysql"):
-        assert not versions._uses_upsert("default")
+        assert not store_database.uses_upsert("default")
 
 
 @pytest.mark.django_db

@@ -194,7 +194,7 @@ def test_if_match_is_checked_against_the_database_not_a_stale_cache(
         versions.bump(key)
     new = current_etag(client, path)
     # Make the cache lie: it says the old version, the database has the new one.
-    caches[conf.CACHE_ALIAS].set(versions._prefix() + key, old_version)
+    caches[conf.CACHE_ALIAS].set(versions.cache_key(key), old_version)
     assert current_etag(client, path) == old
     assert put(client, path, {"title": "x"}, **{"If-Match": old}).status_code == 412
     assert put(client, path, {"title": "y"}, **{"If-Match": new}).status_code == 200

@@ -3,7 +3,7 @@
 - ``drop/`` and ``drop-async/``: the drop-in ``condition`` decorator (fixed ETag and Last-Modified).
 - ``mw/``, ``mw-async/`` (content-hash ETag) and ``mw-dated/`` (Last-Modified set by the view):
   undecorated views, for ``ConditionalGetMiddleware`` (tests add it with ``override_settings``).
-- ``versioned/<pk>/`` and ``versioned-async/<pk>/``: ``@versioned(Obj(Article))`` on the test app,
+- ``versioned/<pk>/`` and ``versioned-async/<pk>/``: ``@versioned(ObjectOf(Article))`` on the test app,
   with a fixed Last-Modified; PUT renames the article (atomic check and write).
 - ``required/<pk>/`` and ``required-async/<pk>/``: versioned without a date, If-Match required.
 - ``private/<pk>/`` and ``private-async/<pk>/``: per-user versioned pages (with a per-user
@@ -25,7 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from django_conditional.decorators import condition, versioned
 from django_conditional.httpdate import format_http_date
-from django_conditional.resources import Obj
+from django_conditional.resources import ObjectOf
 from tests.testapp.models import Article
 
 TAG = "v1-hostile"
@@ -92,7 +92,7 @@ def _rename(request: HttpRequest, pk: int, name: str) -> HttpResponse:
 
 
 @csrf_exempt
-@versioned(Obj(Article), last_modified=_last_modified)
+@versioned(ObjectOf(Article), last_modified=_last_modified)
 def versioned_view(request: HttpRequest, pk: int) -> HttpResponse:
     return _rename(request, pk, "versioned")
 
@@ -110,18 +110,18 @@ async def _arename(request: HttpRequest, pk: int, name: str) -> HttpResponse:
     return HttpResponse(status=204)
 
 
-@versioned(Obj(Article), last_modified=_last_modified)
+@versioned(ObjectOf(Article), last_modified=_last_modified)
 async def versioned_async(request: HttpRequest, pk: int) -> HttpResponse:
     return await _arename(request, pk, "versioned-async")
 
 
 @csrf_exempt
-@versioned(Obj(Article), require_precondition=True)
+@versioned(ObjectOf(Article), require_precondition=True)
 def required(request: HttpRequest, pk: int) -> HttpResponse:
     return _rename(request, pk, "required")
 
 
-@versioned(Obj(Article), require_precondition=True)
+@versioned(ObjectOf(Article), require_precondition=True)
 async def required_async(request: HttpRequest, pk: int) -> HttpResponse:
     return await _arename(request, pk, "required-async")
 
@@ -135,12 +135,12 @@ def _private_page(user: Any) -> HttpResponse:
     return response
 
 
-@versioned(Obj(Article), per_user=True)
+@versioned(ObjectOf(Article), per_user=True)
 def private(request: HttpRequest, pk: int) -> HttpResponse:
     return _private_page(request.user)
 
 
-@versioned(Obj(Article), per_user=True)
+@versioned(ObjectOf(Article), per_user=True)
 async def private_async(request: HttpRequest, pk: int) -> HttpResponse:
     # request.user loads lazily from the database: in a thread (Django 4.2 has no auser()).
     page: HttpResponse = await sync_to_async(_private_page)(request.user)

@@ -150,7 +150,7 @@ def _counted(counter: CacheCalls, name: str, original: Any) -> Any:
 
 def clear_version_cache() -> None:
     caches[conf.CACHE_ALIAS].clear()
-    versions._untrusted.clear()
+    versions.clear_local_state()
 
 
 def run_async(method: Any) -> Any:

@@ -13,6 +13,7 @@ import hashlib
 import os
 import stat
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Final
 
 from django.core.exceptions import ImproperlyConfigured
@@ -60,6 +61,7 @@ XXHASH_AVAILABLE: Final = _xxh3 is not None
 HASH_NAMES: Final = (*XXHASH_HASHERS, *STDLIB_HASHERS)
 
 
+@lru_cache(maxsize=16)
 def get_hasher(name: str) -> Hasher:
     """The body hash called ``name`` (a ``CONDITIONAL_HASH`` value)."""
     found = STDLIB_HASHERS.get(name)

@@ -145,6 +145,6 @@ def reset_version_cache() -> None:
     from django_conditional.conf import conf
 
     caches[conf.CACHE_ALIAS].clear()
-    versions._untrusted.clear()
+    versions.clear_local_state()
     # This process's record of the headers it wrote to the cache, which was just emptied.
     remembered._last_written.clear()

@@ -23,9 +23,9 @@ from django.utils.cache import patch_response_headers
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_safe
 
-from django_conditional.decorators import VersionedSource, versioned
-from django_conditional.resources import Collection, Obj, Resource
+from django_conditional.resources import CollectionOf, ObjectOf, Resource
 from django_conditional.sources.timestamps import versions_modified
+from django_conditional.versioned import VersionedSource, versioned
 from django_conditional.versions import lock
 from example_project.blog.auth import basic_auth_required
 from example_project.blog.forms import ArticleForm, article_document
@@ -43,20 +43,20 @@ HTML_HEADERS = {"Cache-Control": f"max-age={MAX_AGE}"}
 # is bumped by its own changes, its tags (m2m) and its comments (``track(Comment, parents=...)``);
 # authors and tag names appear on every page, so their collections are included.
 LIST_RESOURCES: tuple[Resource, ...] = (
-    Collection(Article),
-    Collection(Author),
-    Collection(Tag),
-    Collection(Comment),
+    CollectionOf(Article),
+    CollectionOf(Author),
+    CollectionOf(Tag),
+    CollectionOf(Comment),
 )
 DETAIL_RESOURCES: tuple[Resource, ...] = (
-    Obj(Article),
-    Collection(Author),
-    Collection(Tag),
+    ObjectOf(Article),
+    CollectionOf(Author),
+    CollectionOf(Tag),
 )
 API_LIST_RESOURCES: tuple[Resource, ...] = (
-    Collection(Article),
-    Collection(Author),
-    Collection(Tag),
+    CollectionOf(Article),
+    CollectionOf(Author),
+    CollectionOf(Tag),
 )
 API_WRITE_PERMISSIONS = {
     "POST": "blog.add_article",

@@ -24,7 +24,7 @@ from django.views.generic import DeleteView, DetailView, ListView, UpdateView
 
 from django_conditional.decorators import condition, versioned
 from django_conditional.mixins import VersionedMixin
-from django_conditional.resources import Collection, Obj
+from django_conditional.resources import CollectionOf, ObjectOf
 from django_conditional.versions import object_key
 from tests.testapp.models import Article, Author, Comment
 
@@ -61,27 +61,27 @@ def _article_view(name: str, request: HttpRequest, pk: int) -> HttpResponseBase:
     return JsonResponse(_payload(article))
 
 
-@versioned(Obj(Article))
+@versioned(ObjectOf(Article))
 def article(request: HttpRequest, pk: int) -> HttpResponseBase:
     return _article_view("article", request, pk)
 
 
-@versioned(Obj(Article), require_precondition=True)
+@versioned(ObjectOf(Article), require_precondition=True)
 def article_required(request: HttpRequest, pk: int) -> HttpResponseBase:
     return _article_view("article_required", request, pk)
 
 
-@versioned(Obj(Article), require_precondition=False)
+@versioned(ObjectOf(Article), require_precondition=False)
 def article_never_required(request: HttpRequest, pk: int) -> HttpResponseBase:
     return _article_view("article_never_required", request, pk)
 
 
-@versioned(Obj(Article), per_user=True)
+@versioned(ObjectOf(Article), per_user=True)
 def article_private(request: HttpRequest, pk: int) -> HttpResponseBase:
     return _article_view("article_private", request, pk)
 
 
-@versioned(Obj(Article), vary=())
+@versioned(ObjectOf(Article), vary=())
 def article_plain(request: HttpRequest, pk: int) -> HttpResponseBase:
     return _article_view("article_plain", request, pk)
 
@@ -93,12 +93,12 @@ def _updated_at(request: HttpRequest, pk: int) -> datetime | None:
     return found
 
 
-@versioned(Obj(Article), last_modified=_updated_at)
+@versioned(ObjectOf(Article), last_modified=_updated_at)
 def article_dated(request: HttpRequest, pk: int) -> HttpResponseBase:
     return _article_view("article_dated", request, pk)
 
 
-@versioned(Obj(Article), last_modified=_updated_at)
+@versioned(ObjectOf(Article), last_modified=_updated_at)
 def article_dated_expiring(request: HttpRequest, pk: int) -> HttpResponseBase:
     response = _article_view("article_dated_expiring", request, pk)
     response.headers["Cache-Control"] = "max-age=60"
@@ -106,19 +106,19 @@ def article_dated_expiring(request: HttpRequest, pk: int) -> HttpResponseBase:
     return response
 
 
-@versioned(Obj(Article), headers={"Cache-Control": "max-age=5"})
+@versioned(ObjectOf(Article), headers={"Cache-Control": "max-age=5"})
 def article_declared(request: HttpRequest, pk: int) -> HttpResponseBase:
     return _article_view("article_declared", request, pk)
 
 
-@versioned(Obj(Article))
+@versioned(ObjectOf(Article))
 def article_cache_control(request: HttpRequest, pk: int) -> HttpResponseBase:
     response = _article_view("article_cache_control", request, pk)
     response.headers["Cache-Control"] = "max-age=60"
     return response
 
 
-@versioned(Obj(Article))
+@versioned(ObjectOf(Article))
 async def aarticle(request: HttpRequest, pk: int) -> HttpResponseBase:
     CALLS["aarticle"] += 1
     try:
@@ -137,7 +137,7 @@ async def aarticle(request: HttpRequest, pk: int) -> HttpResponseBase:
     return JsonResponse(_payload(found))
 
 
-@versioned(Obj(Article), per_user=True)
+@versioned(ObjectOf(Article), per_user=True)
 async def aarticle_private(request: HttpRequest, pk: int) -> HttpResponseBase:
     CALLS["aarticle_private"] += 1
     return HttpResponse(f"article {pk}")
@@ -149,8 +149,8 @@ def _author_page_keys(request: HttpRequest, author_pk: int) -> list[str]:
 
 @versioned(
     _author_page_keys,
-    Collection(Article, "by_author", author="author_pk"),
-    Collection(Comment),
+    CollectionOf(Article, "by_author", author="author_pk"),
+    CollectionOf(Comment),
 )
 def author_page(request: HttpRequest, author_pk: int) -> HttpResponseBase:
     CALLS["author_page"] += 1
@@ -186,19 +186,19 @@ async def article_async_keys(request: HttpRequest, pk: int) -> HttpResponseBase:
     return HttpResponse("ok")
 
 
-@versioned(Obj(Article))
+@versioned(ObjectOf(Article))
 def article_noop(request: HttpRequest, pk: int) -> HttpResponseBase:
     # A write that changes nothing (validates, then declines): no new version, no ETag.
     CALLS["article_noop"] += 1
     return JsonResponse({"changed": False})
 
 
-@versioned(Obj(Article), require_precondition=("post",))
+@versioned(ObjectOf(Article), require_precondition=("post",))
 def article_post_required(request: HttpRequest, pk: int) -> HttpResponseBase:
     return _article_view("article_post_required", request, pk)
 
 
-@versioned(Obj(Article, url_kwarg="article_pk"))
+@versioned(ObjectOf(Article, url_kwarg="article_pk"))
 def wrong_kwarg(request: HttpRequest, pk: int) -> HttpResponseBase:
     return HttpResponse("never")
 
@@ -252,8 +252,8 @@ class PrivateArticleDetail(ArticleDetail):
 
 class AuthorArticles(VersionedMixin, View):
     version_resources = (
-        Obj(Author, url_kwarg="author_pk"),
-        Collection(Article, "by_author", author="author_pk"),
+        ObjectOf(Author, url_kwarg="author_pk"),
+        CollectionOf(Article, "by_author", author="author_pk"),
     )
 
     def get(self, request: HttpRequest, author_pk: int) -> HttpResponseBase:
@@ -268,7 +268,7 @@ class AuthorArticles(VersionedMixin, View):
 
 
 class AsyncArticle(VersionedMixin, View):
-    version_resources = (Obj(Article),)
+    version_resources = (ObjectOf(Article),)
     require_precondition = True
 
     async def get(self, request: HttpRequest, pk: int) -> HttpResponseBase:

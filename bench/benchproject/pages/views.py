@@ -25,7 +25,7 @@ from bench.benchproject.pages.models import Row
 from django_conditional import fastcache, versions
 from django_conditional.conf import conf
 from django_conditional.decorators import versioned
-from django_conditional.resources import Collection, Obj
+from django_conditional.resources import CollectionOf, ObjectOf
 from django_conditional.responses import NotModified
 
 PAGE_ROWS = 50
@@ -77,7 +77,7 @@ def django_cache_page(request: HttpRequest) -> HttpResponse:
 
 
 # (d) this app: validators from the version store, answered before the view runs.
-@versioned(Collection(Row))
+@versioned(CollectionOf(Row))
 def versioned_page(request: HttpRequest) -> HttpResponse:
     return _render_page(request)
 
@@ -99,7 +99,7 @@ def floor_read(request: HttpRequest) -> HttpResponse:
 # bounds every ratio of the version 304 on the machine that runs it.
 def _bound_keys() -> list[str]:
     return [
-        versions._prefix() + versions.collection_key(Row),
+        versions.cache_key(versions.collection_key(Row)),
         f"{conf.KEY_PREFIX}:headers:{'0' * 32}",
     ]
 
@@ -186,6 +186,6 @@ def django_write(request: HttpRequest, pk: int) -> HttpResponse:
     return _write(request, pk)
 
 
-@versioned(Obj(Row))
+@versioned(ObjectOf(Row))
 def app_write(request: HttpRequest, pk: int) -> HttpResponse:
     return _write(request, pk)

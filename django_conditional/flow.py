@@ -1,0 +1,220 @@
+"""The read path every face shares: resolve validators, evaluate, answer early or run the view.
+
+A ``ValidatorSource`` says where a view's validators come from (functions, resource versions);
+``conditional_view`` wraps a view so that, before it runs, its preconditions are evaluated against
+them and a 304 or 412 is sent without running it. The logic lives in the sync helpers
+``_before`` and ``_after``; the sync and async views are shells that only add the I/O (Django's
+own shape in ``django.views.decorators.http``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from functools import wraps
+from inspect import isawaitable
+from typing import Any, TypeVar, cast
+
+from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
+from django.http import HttpRequest, HttpResponseBase
+
+from django_conditional import remembered
+from django_conditional.conf import conf
+from django_conditional.evaluation import answer, evaluate_request, request_for_view
+from django_conditional.httpdate import format_http_date
+from django_conditional.preconditions import SAFE_METHODS, Outcome
+from django_conditional.request import preconditions
+from django_conditional.validators import Validators
+
+View = TypeVar("View", bound=Callable[..., Any])
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
+# Set on views that evaluate preconditions before acting: the middleware's GET-first check has
+# nothing to add (``wraps`` carries it outwards).
+GUARDED_VIEW_ATTRIBUTE = "conditional_guarded"
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A view's current validators, and the headers its 200 carries when the source knows them.
+
+    ``remembered_headers`` None means "not fetched yet": a 304 then loads them. ``base_headers``
+    go on every early answer, under the remembered ones (the source's own ``Vary``, ``private``).
+    """
+
+    validators: Validators
+    remembered_headers: Mapping[str, str] | None = None
+    base_headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class ValidatorSource:
+    """Where a view's validators come from. Subclasses give ``resolve`` (and ``aresolve``)."""
+
+    view_id: str = ""
+
+    def resolve(self, request: HttpRequest, args: Args, kwargs: Kwargs) -> Resolved:
+        raise NotImplementedError
+
+    async def aresolve(
+        self, request: HttpRequest, args: Args, kwargs: Kwargs
+    ) -> Resolved:
+        return await sync_to_async(self.resolve)(request, args, kwargs)
+
+    def finish(
+        self, request: HttpRequest, response: HttpResponseBase, resolved: Resolved
+    ) -> None:
+        """Stamp the validators on a successful GET or HEAD, as Django's ``condition`` does."""
+        if request.method in SAFE_METHODS and 200 <= response.status_code < 300:
+            validators = resolved.validators
+            if validators.last_modified is not None and not response.has_header(
+                "Last-Modified"
+            ):
+                response.headers["Last-Modified"] = format_http_date(
+                    validators.last_modified
+                )
+            if validators.etag is not None:
+                response.headers.setdefault("ETag", str(validators.etag))
+
+
+def call(
+    func: Callable[..., Any] | None, request: HttpRequest, args: Args, kwargs: Kwargs
+) -> Any:
+    """``func(request, *args, **kwargs)`` (None without a function); an awaitable it returns is
+    run to completion, for an async validator function on a sync view."""
+    if func is None:
+        return None
+    result = func(request, *args, **kwargs)
+    if isawaitable(result):
+        return async_to_sync(_await)(result)
+    return result
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+async def acall(
+    func: Callable[..., Any] | None, request: HttpRequest, args: Args, kwargs: Kwargs
+) -> Any:
+    """``call`` for async views: a sync function (which may use the ORM) runs in a thread."""
+    if func is None:
+        return None
+    if iscoroutinefunction(func):
+        return await func(request, *args, **kwargs)
+    result = await sync_to_async(func)(request, *args, **kwargs)
+    return await result if isawaitable(result) else result
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """What ``_before`` decided: an early answer, or the request the view runs with; and the
+    key of remembered headers still to load for a 304 (None: nothing to load)."""
+
+    early: HttpResponseBase | None
+    request: HttpRequest
+    load_key: str | None = None
+
+
+def _headers_key(view_id: str, request: HttpRequest, resolved: Resolved) -> str:
+    token = remembered.validator_token(resolved.validators)
+    return remembered.headers_key(view_id, request, token)
+
+
+def _before(
+    request: HttpRequest,
+    source: ValidatorSource,
+    resolved: Resolved,
+    declared: Mapping[str, str],
+    loaded: Mapping[str, str] | None = None,
+) -> _Step:
+    if not preconditions(request).any:
+        return _Step(None, request)
+    evaluation = evaluate_request(request, resolved.validators)
+    remembered_headers = resolved.remembered_headers
+    if remembered_headers is None and loaded is not None:
+        remembered_headers = loaded
+    if (
+        evaluation.outcome is Outcome.NOT_MODIFIED
+        and remembered_headers is None
+        and conf.REMEMBER_HEADERS
+    ):
+        return _Step(None, request, _headers_key(source.view_id, request, resolved))
+    # The 304 carries the source's own headers, then the remembered ones, then the declared.
+    headers = {**resolved.base_headers, **(remembered_headers or {}), **declared}
+    early = answer(request, evaluation, resolved.validators, headers)
+    return _Step(early, request_for_view(request, evaluation))
+
+
+def _after(
+    request: HttpRequest,
+    response: HttpResponseBase,
+    source: ValidatorSource,
+    resolved: Resolved,
+) -> str | None:
+    """Finish the response; the key to remember its headers at (None: nothing to remember)."""
+    source.finish(request, response, resolved)
+    if (
+        conf.REMEMBER_HEADERS
+        and request.method in SAFE_METHODS
+        and 200 <= response.status_code < 300
+    ):
+        return _headers_key(source.view_id, request, resolved)
+    return None
+
+
+def _guarded(wrapper: Any) -> Any:
+    wrapper.conditional_guarded = True
+    return wrapper
+
+
+def conditional_view(
+    view: View, source: ValidatorSource, *, headers: Mapping[str, str] | None = None
+) -> View:
+    """Wrap ``view`` so its preconditions are answered from ``source`` before it runs.
+
+    ``headers`` declares headers of the view's 200 (``Cache-Control``, ``Vary``...) for the 304s
+    sent without running it; with ``CONDITIONAL_REMEMBER_HEADERS`` those the view sets are also
+    remembered from its last 200. Decorators applied outside this one act on the 304 anyway.
+    """
+    declared = dict(headers or {})
+    if not source.view_id:
+        source.view_id = remembered.view_id(view)
+
+    if iscoroutinefunction(view):
+
+        async def _async_view(
+            request: HttpRequest, *args: Any, **kwargs: Any
+        ) -> HttpResponseBase:
+            resolved = await source.aresolve(request, args, kwargs)
+            step = _before(request, source, resolved, declared)
+            if step.load_key is not None:
+                loaded = await remembered.arecall(step.load_key)
+                step = _before(request, source, resolved, declared, loaded)
+            if step.early is not None:
+                return step.early
+            response: HttpResponseBase = await view(step.request, *args, **kwargs)
+            key = _after(request, response, source, resolved)
+            if key is not None:
+                await remembered.aremember(key, response)
+            return response
+
+        return cast(View, _guarded(wraps(view)(_async_view)))
+
+    def _view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        resolved = source.resolve(request, args, kwargs)
+        step = _before(request, source, resolved, declared)
+        if step.load_key is not None:
+            loaded = remembered.recall(step.load_key)
+            step = _before(request, source, resolved, declared, loaded)
+        if step.early is not None:
+            return step.early
+        response: HttpResponseBase = view(step.request, *args, **kwargs)
+        key = _after(request, response, source, resolved)
+        if key is not None:
+            remembered.remember(key, response)
+        return response
+
+    return cast(View, _guarded(wraps(view)(_view)))
+
+
+__all__ = ["Resolved", "ValidatorSource", "acall", "call", "conditional_view"]

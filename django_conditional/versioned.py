@@ -1,0 +1,294 @@
+"""``@versioned``: validators from the versions of the resources a view shows.
+
+A versioned view names its resources (``ObjectOf``, ``CollectionOf`` or a key function); its
+validators are built from their versions, read from the version store together with the headers
+remembered from its last 200 in one cache round trip, so a 304 or a 412 costs no database query and
+the view never runs. Unsafe methods take the atomic write path (``writes``).
+
+The entity-tag is ``"<state>.<variant>"``: ``<state>`` is the ``version_tag`` of the versions
+(with the deploy salt), ``<variant>`` a digest of the request header values the response varies on
+(and of the user, for per-user pages; see ``variants``). Unsafe methods compare the ``<state>``
+part only: a client that read the page with ``Accept: text/html`` can PUT with ``If-Match`` and
+``Accept: */*``, and still loses no update.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponseBase
+from django.utils.cache import patch_cache_control, patch_vary_headers
+
+from django_conditional import remembered, versions, writes
+from django_conditional.conf import conf
+from django_conditional.flow import (
+    Args,
+    Kwargs,
+    Resolved,
+    ValidatorSource,
+    View,
+    acall,
+    call,
+    conditional_view,
+)
+from django_conditional.preconditions import ANY, SAFE_METHODS, Preconditions
+from django_conditional.resources import (
+    Resource,
+    aresolve_keys,
+    as_resources,
+    resolve_keys,
+)
+from django_conditional.sources.versions import version_tag
+from django_conditional.validators import ETag, Validators, to_utc
+from django_conditional.variants import auser_id, meta_key, user_id, variant_digest
+
+__all__ = ["versioned", "versioned_view", "VersionedSource"]
+
+logger = logging.getLogger("django_conditional")
+_STATE_SEPARATOR = "."
+ValidatorFunc = Callable[..., Any]
+Declared = Sequence[Resource | Callable[..., Any]]
+
+
+def _state(tag: ETag) -> str:
+    return tag.tag.rpartition(_STATE_SEPARATOR)[0] or tag.tag
+
+
+class VersionedSource(ValidatorSource):
+    """Validators from the versions of declared resources (see ``versioned``)."""
+
+    def __init__(
+        self,
+        resources: Declared,
+        *,
+        vary: Sequence[str] = ("Accept", "Accept-Language"),
+        per_user: bool = False,
+        last_modified: ValidatorFunc | None = None,
+        view_id: str = "",
+    ) -> None:
+        self.resources = as_resources(resources)
+        self.vary = tuple(vary)
+        self.per_user = per_user
+        self.last_modified = last_modified
+        self.view_id = view_id
+        self._meta_keys = tuple(meta_key(name) for name in self.vary)
+        vary_headers = [*self.vary, "Cookie"] if per_user else list(self.vary)
+        self.vary_headers = tuple(dict.fromkeys(vary_headers))
+        defaults = {}
+        if self.vary_headers:
+            defaults["Vary"] = ", ".join(self.vary_headers)
+        if per_user:
+            defaults["Cache-Control"] = "private"
+        self.default_headers: Mapping[str, str] = defaults
+
+    # -- keys and validators (no I/O) --
+
+    def keys(self, request: HttpRequest, args: Args, kwargs: Kwargs) -> list[str]:
+        return resolve_keys(self.resources, request, args, kwargs)
+
+    def variant_values(self, request: HttpRequest, user: str | None) -> list[str]:
+        meta = request.META
+        values = [
+            f"{name}:{meta.get(key, '')}"
+            for name, key in zip(self.vary, self._meta_keys, strict=True)
+        ]
+        if user is not None:
+            values.append(f"user:{user}")
+        return values
+
+    def validators(
+        self,
+        found: Mapping[str, int],
+        request: HttpRequest,
+        user: str | None,
+        last_modified: object = None,
+    ) -> Validators:
+        """The validators of the representation selected by ``request`` at versions ``found``.
+
+        A deleted resource (a negative version) has no current representation: no validators,
+        ``exists=False`` (so ``If-Match: *`` fails and ``If-None-Match`` never yields a 304).
+        """
+        if any(version < 0 for version in found.values()):
+            return Validators(None, None, exists=False)
+        state = version_tag(found)
+        values = self.variant_values(request, user)
+        tag = f"{state}{_STATE_SEPARATOR}{variant_digest(values)}" if values else state
+        if not isinstance(last_modified, datetime):
+            return Validators(ETag(tag), None, exists=True)
+        return Validators(
+            ETag(tag),
+            to_utc(last_modified),
+            exists=True,
+            changed_within_second=last_modified.microsecond != 0,
+        )
+
+    def write_conditions(
+        self, conditions: Preconditions, validators: Validators
+    ) -> Preconditions:
+        """For unsafe methods: a tag naming the current state under another variant stands for
+        the current tag (see the module docstring)."""
+        current = validators.etag
+        if current is None or not (self.vary or self.per_user):
+            return conditions
+        state = _state(current)
+
+        def same_state(tags: Any) -> Any:
+            if tags is None or tags == ANY:
+                return tags
+            return tuple(
+                ETag(current.tag, tag.weak)
+                if _STATE_SEPARATOR in tag.tag and _state(tag) == state
+                else tag
+                for tag in tags
+            )
+
+        return replace(
+            conditions,
+            if_match=same_state(conditions.if_match),
+            if_none_match=same_state(conditions.if_none_match),
+        )
+
+    # -- the read path --
+
+    def _headers_key(self, request: HttpRequest) -> str | None:
+        # The client's If-None-Match tag names the headers to fetch with the versions.
+        if conf.REMEMBER_HEADERS and request.method in SAFE_METHODS:
+            token = remembered.request_token(request)
+            if token is not None:
+                return remembered.headers_key(self.view_id, request, token)
+        return None
+
+    def _unvalidated(self, exc: DatabaseError) -> Resolved:
+        # Neither the cache nor the database gave the versions: no validator, hence no 304 or
+        # 412 from a guess; the view answers (a 500 only if it cannot either).
+        logger.warning(
+            "django_conditional: version lookup failed (%s); no validators", exc
+        )
+        return Resolved(Validators(None, None, exists=True), None, self.default_headers)
+
+    def _resolved(
+        self, validators: Validators, headers_key: str | None, cached: object
+    ) -> Resolved:
+        # Without a client tag the remembered headers were not fetched with the versions: a 304
+        # (to If-Modified-Since) loads them by the current validators.
+        found = (
+            None if headers_key is None else remembered.from_cache(cached, headers_key)
+        )
+        return Resolved(validators, found, self.default_headers)
+
+    def resolve(self, request: HttpRequest, args: Args, kwargs: Kwargs) -> Resolved:
+        keys = self.keys(request, args, kwargs)
+        headers_key = self._headers_key(request)
+        try:
+            snapshot = versions.read(keys, headers_key)
+        except DatabaseError as exc:
+            return self._unvalidated(exc)
+        user = user_id(request) if self.per_user else None
+        modified = call(self.last_modified, request, args, kwargs)
+        validators = self.validators(snapshot.versions, request, user, modified)
+        return self._resolved(validators, headers_key, snapshot.extra)
+
+    async def aresolve(
+        self, request: HttpRequest, args: Args, kwargs: Kwargs
+    ) -> Resolved:
+        keys = await aresolve_keys(self.resources, request, args, kwargs)
+        headers_key = self._headers_key(request)
+        try:
+            snapshot = await versions.aread(keys, headers_key)
+        except DatabaseError as exc:
+            return self._unvalidated(exc)
+        user = await auser_id(request) if self.per_user else None
+        modified = await acall(self.last_modified, request, args, kwargs)
+        validators = self.validators(snapshot.versions, request, user, modified)
+        return self._resolved(validators, headers_key, snapshot.extra)
+
+    # -- the write path (``writes``), inside its transaction --
+
+    def locked_validators(
+        self,
+        request: HttpRequest,
+        args: Args,
+        kwargs: Kwargs,
+        locked: Mapping[str, int],
+    ) -> Validators:
+        user = user_id(request) if self.per_user else None
+        modified = call(self.last_modified, request, args, kwargs)
+        return self.validators(locked, request, user, modified)
+
+    def current_etag(
+        self, request: HttpRequest, found: Mapping[str, int]
+    ) -> ETag | None:
+        user = user_id(request) if self.per_user else None
+        return self.validators(found, request, user).etag
+
+    def finish(
+        self, request: HttpRequest, response: HttpResponseBase, resolved: Resolved
+    ) -> None:
+        super().finish(request, response, resolved)
+        if self.vary_headers:
+            patch_vary_headers(response, self.vary_headers)
+        if self.per_user:
+            patch_cache_control(response, private=True)
+
+
+def versioned_view(
+    view: View,
+    resources: Declared,
+    *,
+    vary: Sequence[str] = ("Accept", "Accept-Language"),
+    per_user: bool = False,
+    last_modified: ValidatorFunc | None = None,
+    require_precondition: writes.RequirePrecondition = None,
+    headers: Mapping[str, str] | None = None,
+    view_id: str | None = None,
+) -> View:
+    """``versioned(...)(view)``, for callers (the mixins) that build it per class."""
+    source = VersionedSource(
+        resources,
+        vary=vary,
+        per_user=per_user,
+        last_modified=last_modified,
+        view_id=view_id or remembered.view_id(view),
+    )
+    read_view = conditional_view(view, source, headers=headers)
+    return writes.guard(view, read_view, source, require_precondition)
+
+
+def versioned(
+    *resources: Resource | Callable[..., Any],
+    vary: Sequence[str] = ("Accept", "Accept-Language"),
+    per_user: bool = False,
+    last_modified: ValidatorFunc | None = None,
+    require_precondition: writes.RequirePrecondition = None,
+    headers: Mapping[str, str] | None = None,
+) -> Callable[[View], View]:
+    """Validate a view against the versions of the resources it shows, before it runs.
+
+    ``@versioned(ObjectOf(Article), CollectionOf(Comment, "by_article", article="pk"))``: GET and
+    HEAD get a strong ``ETag`` from the versions and a 304 (or 412) from one cache round trip with
+    no database query and without running the view. ``vary`` names the request headers the
+    representation depends on (they enter the tag and ``Vary``); ``per_user=True`` adds the
+    logged-in user (and ``Vary: Cookie``, ``Cache-Control: private``). ``last_modified`` is an
+    optional ``(request, *args, **kwargs) -> datetime`` (it may query). Unsafe methods run
+    atomically against the locked versions (``writes``); ``require_precondition`` is the 428
+    policy (None: ``CONDITIONAL_REQUIRE_PRECONDITION``; True: PUT, PATCH, DELETE; or methods).
+    """
+    declared = as_resources(resources)
+
+    def decorator(view: View) -> View:
+        return versioned_view(
+            view,
+            declared,
+            vary=vary,
+            per_user=per_user,
+            last_modified=last_modified,
+            require_precondition=require_precondition,
+            headers=headers,
+        )
+
+    return decorator
