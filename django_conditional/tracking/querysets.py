@@ -1,18 +1,68 @@
-"""Bulk paths that send no model signal (``update``, ``bulk_create``, ``bulk_update``), tracked."""
+"""Bulk paths that send no model signal (``update``, ``bulk_create``, ``bulk_update``), tracked.
+
+Each reads the rows it is about to write (locked, where the database can), writes, and reads them
+again: the keys of both states are bumped, so rows that move between parents or named collections
+bump where they were and where they are, and multi-table relatives sharing the rows are included.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable
+from functools import reduce
+from operator import or_
 from typing import Any, TypeVar
 
 from django.db import models, transaction
+from django.db.models import Q, UniqueConstraint
 
 from django_conditional import versions
 from django_conditional.tracking.batching import batch, bump
-from django_conditional.tracking.keys import instance_keys, pk_keys
-from django_conditional.tracking.registry import needs_instance, trackings_or_default
+from django_conditional.tracking.keys import (
+    can_lock,
+    instance_keys,
+    own_rows,
+    read_keys,
+)
+from django_conditional.tracking.registry import trackings_or_default
 
 _M = TypeVar("_M", bound=models.Model)
+
+_CHUNK = 500
+
+
+def _unique_sets(
+    model: type[models.Model], unique_fields: Collection[str] | None
+) -> list[tuple[str, ...]]:
+    """The sets of fields a conflict of ``bulk_create`` can be on: ``unique_fields``, else every
+    unconditional unique constraint of the model (and its primary key)."""
+    opts = model._meta
+    if unique_fields:
+        pk_name = opts.pk.name
+        return [tuple(pk_name if name == "pk" else name for name in unique_fields)]
+    sets: list[tuple[str, ...]] = [
+        (f.name,) for f in opts.local_concrete_fields if f.unique
+    ]
+    sets.extend(tuple(names) for names in opts.unique_together)
+    sets.extend(
+        tuple(c.fields)
+        for c in opts.total_unique_constraints
+        if isinstance(c, UniqueConstraint) and c.fields
+    )
+    return sets
+
+
+def _conflict_lookup(obj: models.Model, sets: list[tuple[str, ...]]) -> Q | None:
+    """The rows ``obj`` may conflict with: same pk, or same values of a unique set."""
+    opts = type(obj)._meta
+    terms = [Q(pk=obj.pk)] if obj.pk is not None else []
+    for names in sets:
+        values = {
+            opts.get_field(name).attname: getattr(obj, opts.get_field(name).attname)  # type: ignore[union-attr]
+            for name in names
+        }
+        if None not in values.values():
+            terms.append(Q(**values))
+    return reduce(or_, terms) if terms else None
 
 
 class TrackedQuerySet(models.QuerySet[_M]):
@@ -26,32 +76,19 @@ class TrackedQuerySet(models.QuerySet[_M]):
             keys.extend(instance_keys(obj, found))
         return keys
 
-    def _snapshot(self, pks: Sequence[Any]) -> list[str]:
-        """Keys of the rows ``pks`` as the database has them now (named collections, parents)."""
-        found = trackings_or_default(self.model)
-        if not pks:
-            return []
-        if not needs_instance(found):
-            return pk_keys(found, pks)
-        keys: list[str] = []
-        base = self.model._base_manager.using(self.db)
-        for start in range(0, len(pks), 500):
-            keys.extend(self._keys_of(base.filter(pk__in=pks[start : start + 500])))
-        return keys
-
     def update(self, **kwargs: Any) -> int:
         with transaction.atomic(using=self.db, savepoint=False):
             pks = list(self.values_list("pk", flat=True))
             if not pks:
                 return 0
-            before = self._snapshot(pks)
+            before = read_keys(self.model, pks, self.db, lock=can_lock(self.db))
             count = 0
             # Only rows whose pk was read are updated, so every updated row is bumped.
-            for start in range(0, len(pks), 500):
+            for start in range(0, len(pks), _CHUNK):
                 count += super(
-                    TrackedQuerySet, self.filter(pk__in=pks[start : start + 500])
+                    TrackedQuerySet, self.filter(pk__in=pks[start : start + _CHUNK])
                 ).update(**kwargs)
-            after = self._snapshot(pks)
+            after = read_keys(self.model, pks, self.db)
             bump(before + after, using=self.db)
         return count
 
@@ -66,13 +103,56 @@ class TrackedQuerySet(models.QuerySet[_M]):
     delete.alters_data = True  # type: ignore[attr-defined]
     delete.queryset_only = True  # type: ignore[attr-defined]
 
-    def bulk_create(self, objs: Iterable[_M], *args: Any, **kwargs: Any) -> list[_M]:
+    def _conflicting_pks(self, lookups: list[Q], lock: bool) -> list[Any]:
+        base = self.model._base_manager.using(self.db).order_by("pk")
+        if lock:
+            base = base.select_for_update()
+        pks: list[Any] = []
+        for start in range(0, len(lookups), 100):
+            condition = reduce(or_, lookups[start : start + 100])
+            pks.extend(base.filter(condition).values_list("pk", flat=True))
+        return list(dict.fromkeys(pks))
+
+    def bulk_create(
+        self,
+        objs: Iterable[_M],
+        batch_size: int | None = None,
+        ignore_conflicts: bool = False,
+        update_conflicts: bool = False,
+        update_fields: Collection[str] | None = None,
+        unique_fields: Collection[str] | None = None,
+    ) -> list[_M]:
+        """``bulk_create``; with ``ignore_conflicts``/``update_conflicts`` the rows the objects may
+        conflict with are read before (locked) and after, so rows that existed and moved bump
+        their old and new keys, and inserted rows are found even when no pk comes back."""
+        objs = list(objs)
+        lookups: list[Q] = []
+        if ignore_conflicts or update_conflicts:
+            sets = _unique_sets(self.model, unique_fields)
+            lookups = [q for q in (_conflict_lookup(o, sets) for o in objs) if q]
         with transaction.atomic(using=self.db, savepoint=False):
-            created = super().bulk_create(objs, *args, **kwargs)
-            keys = self._keys_of(created)
+            before_pks = (
+                self._conflicting_pks(lookups, can_lock(self.db)) if lookups else []
+            )
+            keys = read_keys(self.model, before_pks, self.db)
+            created = super().bulk_create(
+                objs,
+                batch_size=batch_size,
+                ignore_conflicts=ignore_conflicts,
+                update_conflicts=update_conflicts,
+                update_fields=update_fields,
+                unique_fields=unique_fields,
+            )
+            after_pks = self._conflicting_pks(lookups, False) if lookups else []
+            keys.extend(read_keys(self.model, after_pks, self.db))
+            keys.extend(self._keys_of(created))
             keys.append(versions.collection_key(self.model))
-            bump(keys, using=self.db)
+            pks = [*after_pks, *(obj.pk for obj in created)]
+            rows = own_rows(trackings_or_default(self.model), pks)
+            bump(keys, rows=rows, using=self.db)
         return created
+
+    bulk_create.alters_data = True  # type: ignore[attr-defined]
 
     def bulk_update(
         self, objs: Iterable[_M], fields: Iterable[str], batch_size: int | None = None

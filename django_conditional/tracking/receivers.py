@@ -12,60 +12,102 @@ from django.db.models.signals import (
     pre_save,
 )
 
-from django_conditional import versions
 from django_conditional.tracking.batching import bump
-from django_conditional.tracking.keys import instance_keys, pk_keys
-from django_conditional.tracking.registry import needs_instance, trackings
+from django_conditional.tracking.keys import (
+    can_lock,
+    instance_keys,
+    own_rows,
+    pk_keys,
+    read_keys,
+    relative_keys,
+)
+from django_conditional.tracking.registry import (
+    Tracking,
+    needs_instance,
+    relatives,
+    trackings,
+)
 
 _OLD_KEYS = "_conditional_old_keys"  # instance attribute: keys computed from the row before a save
 
 
+def _fields_named(found: tuple[Tracking, ...]) -> set[str]:
+    fks = [fk for t in found for fk in t.parent_fields()]
+    return {fk.attname for fk in fks} | {fk.name for fk in fks}
+
+
 def on_pre_save(
-    sender: type[models.Model], instance: models.Model, **kwargs: Any
+    sender: type[models.Model],
+    instance: models.Model,
+    raw: bool = False,
+    using: str | None = None,
+    update_fields: frozenset[str] | None = None,
+    **kwargs: Any,
 ) -> None:
-    """Snapshot the keys of the row as the database has it, for ``on_post_save``."""
-    found = trackings(sender)
-    if not needs_instance(found):
-        return
+    """Snapshot the keys of the row as the database has it, for ``on_post_save``.
+
+    Whenever the pk is set: a new instance with an existing pk, or a raw save (``loaddata``),
+    updates that row, whose old parents and collections must be bumped too. Inside a transaction
+    the row is read with ``select_for_update``: a concurrent move of it cannot slip between this
+    read and the write, which would leave the collection it moved out of unbumped.
+    """
     instance.__dict__.pop(_OLD_KEYS, None)
-    if instance._state.adding or instance.pk is None or kwargs.get("raw"):
+    found = trackings(sender)
+    pk = instance.pk
+    if not found or pk is None:
         return
-    update_fields = kwargs.get("update_fields")
-    if update_fields is not None and not any(t.collections for t in found):
-        fks = [fk for t in found for fk in t.parent_fields()]
-        names = {fk.attname for fk in fks} | {fk.name for fk in fks}
-        if not names.intersection(update_fields):
-            return  # parents unchanged: the keys after the save say it all
-    db = kwargs.get("using") or instance._state.db
-    old = sender._base_manager.using(db).filter(pk=instance.pk).first()
-    if old is not None:
-        instance.__dict__[_OLD_KEYS] = instance_keys(old, found)
+    others = relatives(sender)
+    if not needs_instance(found) and not any(
+        needs_instance(trackings(other)) for other in others
+    ):
+        return  # the keys are the pk's: the ones after the save say it all
+    if (
+        update_fields is not None
+        and not others
+        and not any(t.collections for t in found)
+        and not _fields_named(found).intersection(update_fields)
+    ):
+        return  # parents unchanged: the keys after the save say it all
+    db = using or instance._state.db or router.db_for_write(sender)
+    old = read_keys(sender, [pk], db, lock=can_lock(db))
+    if old:
+        instance.__dict__[_OLD_KEYS] = old
 
 
 def on_post_save(
-    sender: type[models.Model], instance: models.Model, **kwargs: Any
+    sender: type[models.Model],
+    instance: models.Model,
+    using: str | None = None,
+    **kwargs: Any,
 ) -> None:
+    """Bump the keys of the row before (``on_pre_save``) and after the save, and of the
+    multi-table relatives whose rows extend it."""
     found = trackings(sender)
     if not found:
         return
     keys = instance.__dict__.pop(_OLD_KEYS, [])
     keys.extend(instance_keys(instance, found))
-    bump(keys, using=kwargs.get("using"))
+    if relatives(sender):
+        db = using or instance._state.db or router.db_for_write(sender)
+        keys.extend(relative_keys(sender, [instance.pk], db))
+    bump(keys, rows=own_rows(found, [instance.pk]), using=using)
 
 
 def on_post_delete(
-    sender: type[models.Model], instance: models.Model, **kwargs: Any
+    sender: type[models.Model],
+    instance: models.Model,
+    using: str | None = None,
+    **kwargs: Any,
 ) -> None:
     found = trackings(sender)
     if not found or instance.pk is None:
         return
     # Deleting a child of a multi-table parent deletes the parent row too (Django sends
-    # post_delete for both): each object key is marked deleted by its own model's signal.
-    bump(
-        instance_keys(instance, found),
-        deleted_key=versions.object_key(found[0].model, instance.pk),
-        using=kwargs.get("using"),
-    )
+    # post_delete for both): each object key is marked deleted by its own model's signal. The
+    # rows of relatives that extend this one are deleted by the cascade, which signals them.
+    keys = instance_keys(instance, found)
+    deleted = list(own_rows(found[:1], [instance.pk]))
+    bump(keys, rows=own_rows(found, [instance.pk]), deleted=deleted, using=using)
 
 
 def _m2m_field(
@@ -115,7 +157,10 @@ def on_m2m_changed(
     theirs = trackings(model)
     if not mine and not theirs:
         return
+    db = using or instance._state.db or router.db_for_write(type(instance))
     keys = instance_keys(instance, mine)
+    if mine and relatives(type(instance)):
+        keys.extend(relative_keys(type(instance), [instance.pk], db))
     if theirs:
         # The clear bumps before the rows go, inside the same transaction (``clear`` is atomic):
         # nobody sees the new versions before the rows are gone.
@@ -124,11 +169,9 @@ def on_m2m_changed(
             if action == "pre_clear"
             else list(pk_set or ())
         )
-        if pks and needs_instance(theirs):
-            db = using or instance._state.db
-            for other in model._base_manager.using(db).filter(pk__in=pks):
-                keys.extend(instance_keys(other, theirs))
-        elif pks:
+        if needs_instance(theirs) or relatives(model):
+            keys.extend(read_keys(model, pks, db))
+        else:
             keys.extend(pk_keys(theirs, pks))
     if keys:
         bump(keys, using=using)

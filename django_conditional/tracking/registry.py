@@ -66,6 +66,7 @@ class Tracking:
 
 _registry: dict[type[models.Model], Tracking] = {}
 _resolved: dict[type[models.Model], tuple[Tracking, ...]] = {}
+_relatives: dict[type[models.Model], tuple[type[models.Model], ...]] = {}
 
 
 def tracked(model: type[models.Model]) -> Tracking | None:
@@ -90,6 +91,7 @@ def unregister(model: type[models.Model]) -> bool:
 
 def forget() -> None:
     _resolved.clear()
+    _relatives.clear()
 
 
 def models_tracked() -> list[type[models.Model]]:
@@ -113,6 +115,40 @@ def trackings(model: type[models.Model]) -> tuple[Tracking, ...]:
             own = Tracking(concrete)  # the child's own object and table keys
         found = tuple([own, *ancestors] if own is not None else ancestors)
         _resolved[model] = found
+    return found
+
+
+def _pk_chain(model: type[models.Model]) -> list[type[models.Model]]:
+    """``model`` and the multi-table ancestors whose primary key its primary key is."""
+    chain = [model]
+    pk = model._meta.pk
+    while (
+        pk is not None and pk.remote_field is not None and pk.remote_field.parent_link
+    ):
+        model = pk.related_model
+        chain.append(model)
+        pk = model._meta.pk
+    return chain
+
+
+def relatives(model: type[models.Model]) -> tuple[type[models.Model], ...]:
+    """The concrete models, other than ``model`` and its ancestors, whose rows extend a ``model``
+    row under the same primary key (multi-table children, their children, siblings sharing an
+    ancestor row) and are tracked: a change to a ``model`` row changes their representation too.
+    (A child's second parent, whose primary key differs, is not followed.)"""
+    concrete: type[models.Model] = model._meta.concrete_model  # type: ignore[assignment]
+    found = _relatives.get(concrete)
+    if found is None:
+        chain = _pk_chain(concrete)
+        found = tuple(
+            other
+            for other in apps.get_models()
+            if not other._meta.proxy
+            and other not in chain
+            and _pk_chain(other)[-1] is chain[-1]
+            and trackings(other)
+        )
+        _relatives[concrete] = found
     return found
 
 

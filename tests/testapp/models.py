@@ -14,7 +14,7 @@ Not tracked: ``Note`` (a control: its changes bump nothing).
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 from django.db import models
 
@@ -161,7 +161,7 @@ class Restaurant(Place):
     )
     stars = models.PositiveSmallIntegerField(default=0)
 
-    objects = TrackedManager()
+    objects: ClassVar[models.Manager[Restaurant]] = TrackedManager()
 
 
 class Book(models.Model):
