@@ -363,6 +363,24 @@ def test_m2m_changes_reach_the_parents_from_both_sides(commit, article, authors)
         assert_all_bumped(before)
 
 
+def test_deleting_a_row_bumps_its_many_to_many_partners(commit, article, authors):
+    ann = authors[0]
+    with commit():
+        tag, other = Tag.objects.create(name="t"), Tag.objects.create(name="o")
+        article.tags.add(tag, other)
+    before = vs(ok(tag), ok(other), ck(Tag))
+    with commit():
+        article.delete()  # its links go without m2m_changed
+    assert_all_bumped(before)
+    with commit():
+        second = Article.objects.create(author=ann, title="2")
+        second.tags.add(tag)
+    before = vs(ok(second), ok(ann), articles_by(ann.pk), ck(Article))
+    with commit():
+        tag.delete()  # from the other side
+    assert_all_bumped(before)
+
+
 def test_a_comment_moving_between_articles_reaches_both_authors(commit, authors):
     ann, bob = authors
     with commit():

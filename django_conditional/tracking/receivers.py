@@ -9,6 +9,7 @@ from django.db.models.signals import (
     m2m_changed,
     post_delete,
     post_save,
+    pre_delete,
     pre_save,
 )
 
@@ -141,6 +142,44 @@ def _cleared_pks(
     )
 
 
+def _m2m_partners(
+    model: type[models.Model],
+) -> list[tuple[type[models.Model], type[models.Model], bool]]:
+    """``(through, other model, reverse)`` for each many-to-many relation of ``model``'s own rows
+    whose other side is tracked (declared on either side)."""
+    concrete: Any = model._meta.concrete_model
+    found: list[tuple[type[models.Model], type[models.Model], bool]] = [
+        (f.remote_field.through, f.related_model, False)
+        for f in concrete._meta.local_many_to_many
+    ]
+    found.extend(
+        (rel.through, rel.related_model, True)
+        for rel in concrete._meta.related_objects
+        if rel.many_to_many and rel.model is concrete
+    )
+    return [entry for entry in found if trackings(entry[1])]
+
+
+def on_pre_delete(
+    sender: type[models.Model],
+    instance: models.Model,
+    using: str | None = None,
+    **kwargs: Any,
+) -> None:
+    """Deleting a row deletes its many-to-many links without ``m2m_changed``: bump the rows on
+    the other side now, while the links can still be read (inside the delete's transaction)."""
+    if instance.pk is None or not trackings(sender):
+        return
+    db = using or instance._state.db or router.db_for_write(sender)
+    keys: list[str] = []
+    for through, other, reverse in _m2m_partners(sender):
+        pks = _cleared_pks(through, instance, other, reverse)
+        if pks:
+            keys.extend(read_keys(other, pks, db))
+    if keys:
+        bump(keys, using=using)
+
+
 def on_m2m_changed(
     sender: type[models.Model],
     instance: models.Model,
@@ -182,6 +221,7 @@ def connect(sender: type[models.Model]) -> None:
     pre_save.connect(on_pre_save, sender=sender, dispatch_uid=uid)
     post_save.connect(on_post_save, sender=sender, dispatch_uid=uid)
     post_delete.connect(on_post_delete, sender=sender, dispatch_uid=uid)
+    pre_delete.connect(on_pre_delete, sender=sender, dispatch_uid=uid)
 
 
 def disconnect(sender: type[models.Model]) -> None:
@@ -189,6 +229,7 @@ def disconnect(sender: type[models.Model]) -> None:
     pre_save.disconnect(sender=sender, dispatch_uid=uid)
     post_save.disconnect(sender=sender, dispatch_uid=uid)
     post_delete.disconnect(sender=sender, dispatch_uid=uid)
+    pre_delete.disconnect(sender=sender, dispatch_uid=uid)
 
 
 def connect_m2m() -> None:
