@@ -12,6 +12,18 @@ relations changes (from either side):
 Bulk paths that send no signal (``QuerySet.update``, ``bulk_create``, ``bulk_update``) are covered
 by ``TrackedQuerySet``/``TrackedManager``; ``QuerySet.delete`` sends ``post_delete`` for every row of
 a tracked model and is batched by ``TrackedQuerySet.delete``. Raw SQL calls ``versions.bump``.
+
+Every write bumps the keys of the rows it touches as they were before and as they are after:
+saves with an explicit pk and raw saves (``loaddata``) read the old row first, upserts read the
+rows they may conflict with, and a write to a multi-table parent row bumps the tracked children
+that extend it. Inside ``transaction.atomic`` the old row is read with ``select_for_update`` where
+the database supports it; a save in autocommit mode reads it unlocked, so wrap concurrent moves
+of one row in a transaction (``ATOMIC_REQUESTS``). A bump never raises once the data is written:
+a failing collection function or key is logged and replaced by the table key.
+
+Modules: ``registry`` (who is tracked, resolution of proxies and multi-table relatives),
+``keys`` (the keys a row covers), ``batching`` (``batch``, savepoint-correct), ``receivers``
+(signals), ``registration`` (``track``/``untrack``), ``querysets`` (bulk paths).
 """
 
 from __future__ import annotations

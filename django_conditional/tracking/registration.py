@@ -12,7 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 from django.db.models.signals import class_prepared
 
-from django_conditional.tracking import receivers
+from django_conditional.tracking.receivers import connect, connect_m2m, disconnect
 from django_conditional.tracking.registry import (
     CollectionsFunc,
     Tracking,
@@ -35,13 +35,13 @@ def _on_class_prepared(sender: type[models.Model], **kwargs: Any) -> None:
     # signals name it, not the tracked model.
     if any(concerned(sender, model) for model in models_tracked()):
         forget()
-        receivers.connect(sender)
+        connect(sender)
 
 
 def _connect_global() -> None:
     global _connected
     if not _connected:
-        receivers.connect_m2m()
+        connect_m2m()
         class_prepared.connect(
             _on_class_prepared, dispatch_uid="django_conditional.proxies"
         )
@@ -72,7 +72,7 @@ def track(
     register(tracking)
     _connect_global()
     for sender in senders(model):
-        receivers.connect(sender)
+        connect(sender)
     return model
 
 
@@ -82,4 +82,4 @@ def untrack(model: type[models.Model]) -> None:
         return
     for sender in senders(model):
         if not trackings(sender):
-            receivers.disconnect(sender)
+            disconnect(sender)
