@@ -5,13 +5,16 @@ Tracked: ``Author`` (int pk) <- ``Article`` (int pk, parent ``author``, named co
 ``Tag`` (UUID pk, the other side of ``Article.tags``); ``Country`` (string pk).
 ``Review`` (nullable and ``to_field`` parents), ``Category`` (a self-referencing parent);
 ``Page`` (tracked) and its multi-table child ``SpecialPage`` (not tracked itself).
+``Place`` (named collection ``by_city``) and its multi-table child ``Restaurant``, tracked itself
+(parent ``chef``, a named collection read from its parent row's ``city``); ``Book`` (unique ``isbn``,
+parent ``author``, named collection ``by_author``: upserts).
 Not tracked: ``Note`` (a control: its changes bump nothing).
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 from django.db import models
 
@@ -136,6 +139,42 @@ class Category(models.Model):
         return self.name
 
 
+class Place(models.Model):
+    name = models.CharField(max_length=100)
+    city = models.CharField(max_length=50, blank=True)
+
+    objects = TrackedManager()
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Restaurant(Place):
+    """Its representation includes its ``Place`` row: a change to that row changes it."""
+
+    chef = models.ForeignKey(
+        Author,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="restaurants",
+    )
+    stars = models.PositiveSmallIntegerField(default=0)
+
+    objects: ClassVar[models.Manager[Restaurant]] = TrackedManager()
+
+
+class Book(models.Model):
+    isbn = models.CharField(max_length=20, unique=True)
+    author = models.ForeignKey(Author, on_delete=models.CASCADE, related_name="books")
+    title = models.CharField(max_length=200)
+
+    objects = TrackedManager()
+
+    def __str__(self) -> str:
+        return self.title
+
+
 def articles_by_author(article: Any) -> str:
     return collection_key(Article, "by_author", author=article.author_id)
 
@@ -148,6 +187,23 @@ track(Comment, parents=("article",))
 track(Page)
 track(Review, parents=("article", "tag"))
 track(Category, parents=("parent",))
+
+
+def places_by_city(place: Any) -> str:
+    return collection_key(Place, "by_city", city=place.city)
+
+
+def restaurants_by_city(restaurant: Any) -> str:
+    return collection_key(Restaurant, "by_city", city=restaurant.city)
+
+
+def books_by_author(book: Any) -> str:
+    return collection_key(Book, "by_author", author=book.author_id)
+
+
+track(Place, collections=[places_by_city])
+track(Restaurant, parents=("chef",), collections=[restaurants_by_city])
+track(Book, parents=("author",), collections=[books_by_author])
 
 
 class LateAuthorProxy(Author):
