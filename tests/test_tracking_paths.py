@@ -44,7 +44,7 @@ ck = versions.collection_key
 @pytest.fixture(autouse=True)
 def _clean_cache():
     caches[conf.CACHE_ALIAS].clear()
-    versions._untrusted.clear()
+    versions.clear_local_state()
 
 
 @pytest.fixture

@@ -234,7 +234,7 @@ def test_versions_move_whenever_the_data_they_cover_moves(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     caches[conf.CACHE_ALIAS].clear()
-    versions._untrusted.clear()
+    versions.clear_local_state()
     commit = lambda: django_capture_on_commit_callbacks(execute=True)  # noqa: E731
     with transaction.atomic():
         with commit():
