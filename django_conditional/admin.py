@@ -9,7 +9,7 @@ ETag valid again.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.apps import apps
 from django.contrib import admin, messages
@@ -94,7 +94,7 @@ class ResourceVersionAdmin(_Base):
         return format_html('<a href="{}">{}</a>', url, label)
 
     def changelist_view(
-        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+        self, request: HttpRequest, extra_context: dict[str, object] | None = None
     ) -> HttpResponse:
         extra_context = {
             **(extra_context or {}),
@@ -188,7 +188,7 @@ class ResourceVersionAdmin(_Base):
                     )
                 )
             self.message_user(request, _("Choose a model."), messages.ERROR)
-        context: dict[str, Any] = {
+        context: dict[str, object] = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": _("Bump a model's collection"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
@@ -25,7 +24,7 @@ def _is_positive_int(value: object) -> bool:
 
 
 def check_settings(
-    app_configs: Sequence[Any] | None = None, **kwargs: Any
+    app_configs: Sequence[object] | None = None, **kwargs: object
 ) -> list[CheckMessage]:
     errors: list[CheckMessage] = []
     if not _is_positive_int(conf.MAX_LIST_MEMBERS):
@@ -127,7 +126,7 @@ def _is_subclass(entry: object, cls: type) -> bool:
 
 
 def check_middleware(
-    app_configs: Sequence[Any] | None = None, **kwargs: Any
+    app_configs: Sequence[object] | None = None, **kwargs: object
 ) -> list[CheckMessage]:
     """Our middleware: present when settings rely on it, once, inside GZip, not beside Django's."""
     entries = list(getattr(settings, "MIDDLEWARE", None) or [])
@@ -209,7 +208,7 @@ def _guarded_views() -> bool:
 
 
 def check_compression(
-    app_configs: Sequence[Any] | None = None, **kwargs: Any
+    app_configs: Sequence[object] | None = None, **kwargs: object
 ) -> list[CheckMessage]:
     """W005: Django's GZipMiddleware weakens strong tags, so If-Match on them always fails."""
     from django_conditional.compression import GZipMiddleware as CodingGZipMiddleware
@@ -255,7 +254,7 @@ _LOCAL_CACHES = {
 
 
 def check_shared_cache(
-    app_configs: Sequence[Any] | None = None, **kwargs: Any
+    app_configs: Sequence[object] | None = None, **kwargs: object
 ) -> list[CheckMessage]:
     """W010: the version cache must be shared by every worker (Redis, Memcached, database)."""
     alias = conf.CACHE_ALIAS

@@ -41,7 +41,7 @@ def _parsed(name: str, default: Any, parse: Callable[[Any], Any]) -> Any:
         return value
 
 
-def _forget(*, setting: str, **kwargs: Any) -> None:
+def _forget(*, setting: str, **kwargs: object) -> None:
     if setting.startswith(_PREFIX):
         _read.clear()
 

@@ -68,7 +68,7 @@ def _take(idle: list[Any], template: Any) -> tuple[Any, bool]:
         return _new(template), False
 
 
-_registry: dict[tuple[Any, ...], _RedisReader] = {}
+_registry: dict[tuple[object, ...], _RedisReader] = {}
 _registry_lock = threading.Lock()
 
 
@@ -175,7 +175,9 @@ class _RedisReader:
 
     # -- decoding --
 
-    def decode(self, keys: Sequence[str], raw: Sequence[Any]) -> dict[str, Any]:
+    def decode(
+        self, keys: Sequence[str], raw: Sequence[bytes | None]
+    ) -> dict[str, object]:
         loads = self._loads
         return {
             key: loads(value)
@@ -183,7 +185,9 @@ class _RedisReader:
             if value is not None
         }
 
-    def decode_ints(self, keys: Sequence[str], raw: Sequence[Any]) -> dict[str, int]:
+    def decode_ints(
+        self, keys: Sequence[str], raw: Sequence[bytes | None]
+    ) -> dict[str, int]:
         found: dict[str, int] = {}
         if self._plain_ints:
             for key, value in zip(keys, raw, strict=True):
@@ -236,7 +240,7 @@ def _keys(keys: Iterable[str]) -> list[str]:
     return keys if type(keys) is list else list(keys)
 
 
-def get_many(cache: BaseCache, keys: Iterable[str]) -> dict[str, Any]:
+def get_many(cache: BaseCache, keys: Iterable[str]) -> dict[str, object]:
     """``cache.get_many(keys)``, in one round trip."""
     keys = _keys(keys)
     if not keys:
@@ -261,16 +265,16 @@ def get_ints(cache: BaseCache, keys: Iterable[str]) -> dict[str, int]:
     return reader.decode_ints(keys, raw)
 
 
-async def _public_get_many(cache: BaseCache, keys: list[str]) -> dict[str, Any]:
+async def _public_get_many(cache: BaseCache, keys: list[str]) -> dict[str, object]:
     from django.core.cache.backends.locmem import LocMemCache
 
     if type(cache) is LocMemCache:
         return cache.get_many(keys)  # in memory, never blocks: no thread needed
-    result: dict[str, Any] = await sync_to_async(cache.get_many)(keys)
+    result: dict[str, object] = await sync_to_async(cache.get_many)(keys)
     return result
 
 
-async def aget_many(cache: BaseCache, keys: Iterable[str]) -> dict[str, Any]:
+async def aget_many(cache: BaseCache, keys: Iterable[str]) -> dict[str, object]:
     """``get_many`` for async code: ``redis.asyncio`` for ``RedisCache``, else the cache in a thread
     (one ``get_many``, where Django's ``aget_many`` makes one call per key)."""
     keys = _keys(keys)

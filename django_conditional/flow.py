@@ -27,8 +27,8 @@ from django_conditional.request import preconditions
 from django_conditional.validators import Validators
 
 View = TypeVar("View", bound=Callable[..., Any])
-Args = tuple[Any, ...]
-Kwargs = dict[str, Any]
+Args = tuple[object, ...]
+Kwargs = dict[str, object]
 # Set on views that evaluate preconditions before acting: the middleware's GET-first check has
 # nothing to add (``wraps`` carries it outwards).
 GUARDED_VIEW_ATTRIBUTE = "conditional_guarded"
@@ -183,7 +183,7 @@ def conditional_view(
     if iscoroutinefunction(view):
 
         async def _async_view(
-            request: HttpRequest, *args: Any, **kwargs: Any
+            request: HttpRequest, *args: object, **kwargs: object
         ) -> HttpResponseBase:
             resolved = await source.aresolve(request, args, kwargs)
             step = _before(request, source, resolved, declared)
@@ -200,7 +200,9 @@ def conditional_view(
 
         return cast(View, _guarded(wraps(view)(_async_view)))
 
-    def _view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+    def _view(
+        request: HttpRequest, *args: object, **kwargs: object
+    ) -> HttpResponseBase:
         resolved = source.resolve(request, args, kwargs)
         step = _before(request, source, resolved, declared)
         if step.load_key is not None:

@@ -90,7 +90,7 @@ class VersionedMixin(_Base):
         return func
 
     def dispatch(
-        self, request: HttpRequest, *args: Any, **kwargs: Any
+        self, request: HttpRequest, *args: object, **kwargs: object
     ) -> HttpResponseBase:
         handle: Callable[..., Any] = super().dispatch
         method = (request.method or "").lower()
@@ -102,7 +102,7 @@ class VersionedMixin(_Base):
         if getattr(cls, "view_is_async", False):
 
             async def async_view(
-                request: HttpRequest, *args: Any, **kwargs: Any
+                request: HttpRequest, *args: object, **kwargs: object
             ) -> HttpResponseBase:
                 response: HttpResponseBase = await handle(request, *args, **kwargs)
                 return response
@@ -111,7 +111,7 @@ class VersionedMixin(_Base):
         else:
 
             def sync_view(
-                request: HttpRequest, *args: Any, **kwargs: Any
+                request: HttpRequest, *args: object, **kwargs: object
             ) -> HttpResponseBase:
                 response: HttpResponseBase = handle(request, *args, **kwargs)
                 return response

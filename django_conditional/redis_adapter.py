@@ -36,12 +36,12 @@ class RedisBackend:
     primary_url: str
     servers: tuple[str, ...]
     pool_class: Any
-    pool_options: dict[str, Any]
-    loads: Callable[[bytes], Any]
+    pool_options: dict[str, object]
+    loads: Callable[[bytes], object]
     plain_ints: bool
     make_key: Callable[[str], str]
     client_class: Any
-    fingerprint: tuple[Any, ...]
+    fingerprint: tuple[object, ...]
 
     def primary_pool(self) -> Any:
         """A new connection pool to the primary, built as Django builds the cache's own."""

@@ -28,7 +28,7 @@ REMEMBERED_HEADERS: Final = ("Cache-Control", "Content-Location", "Vary")
 _EXPIRES_OFFSET: Final = "Expires-Offset"
 # Process-local record of what this worker last wrote, so that an unchanged 200 costs no cache write.
 # It only ever suppresses a redundant write; reads always go to the shared cache.
-_last_written: dict[str, tuple[dict[str, Any], float]] = {}
+_last_written: dict[str, tuple[dict[str, object], float]] = {}
 _LAST_WRITTEN_MAX: Final = 4096
 
 
@@ -79,9 +79,9 @@ def view_id(view: Any) -> str:
     )
 
 
-def to_remember(response: HttpResponseBase) -> dict[str, Any]:
+def to_remember(response: HttpResponseBase) -> dict[str, object]:
     """The headers of ``response`` worth remembering, ``Expires`` as an offset in seconds."""
-    memo: dict[str, Any] = {
+    memo: dict[str, object] = {
         name: response.headers[name]
         for name in REMEMBERED_HEADERS
         if name in response.headers
@@ -119,7 +119,7 @@ def from_cache(memo: Any, key: str | None = None) -> dict[str, str]:
     return headers
 
 
-def _needs_write(key: str, memo: dict[str, Any]) -> bool:
+def _needs_write(key: str, memo: dict[str, object]) -> bool:
     now = time.monotonic()
     previous = _last_written.get(key)
     # Offsets jitter by milliseconds between responses; compare them rounded.

@@ -16,7 +16,7 @@ primary key in the URL, not fetched.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from inspect import isawaitable
 from typing import Any
 
@@ -43,18 +43,21 @@ class Resource:
     """A declared dependency of a view; subclasses return its version-store keys."""
 
     def keys(
-        self, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, request: object, args: tuple[object, ...], kwargs: dict[str, object]
     ) -> list[str]:
         raise NotImplementedError
 
     async def akeys(
-        self, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, request: object, args: tuple[object, ...], kwargs: dict[str, object]
     ) -> list[str]:
         return self.keys(request, args, kwargs)
 
 
 def _url_value(
-    source: ParamSource, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    source: ParamSource,
+    request: object,
+    args: tuple[object, ...],
+    kwargs: dict[str, object],
 ) -> Any:
     if callable(source):
         return source(request, *args, **kwargs)
@@ -62,7 +65,7 @@ def _url_value(
         return kwargs[source]
     except KeyError:
         raise ImproperlyConfigured(
-            f"The URL of {request.path_info!r} has no {source!r} argument; "
+            f"The URL of {getattr(request, 'path_info', '?')!r} has no {source!r} argument; "
             f"its arguments are {sorted(kwargs)}."
         ) from None
 
@@ -75,7 +78,7 @@ class ObjectOf(Resource):
         self.url_kwarg = url_kwarg
 
     def keys(
-        self, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, request: object, args: tuple[object, ...], kwargs: dict[str, object]
     ) -> list[str]:
         model = _model(self.model)
         pk = _url_value(self.url_kwarg, request, args, kwargs)
@@ -110,7 +113,7 @@ class CollectionOf(Resource):
         self._key: str | None = None  # without parameters, the key never changes
 
     def keys(
-        self, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, request: object, args: tuple[object, ...], kwargs: dict[str, object]
     ) -> list[str]:
         if not self.params:
             if self._key is None:
@@ -143,7 +146,7 @@ class KeyFunction(Resource):
         self.func = func
 
     def keys(
-        self, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, request: object, args: tuple[object, ...], kwargs: dict[str, object]
     ) -> list[str]:
         result = self.func(request, *args, **kwargs)
         if isawaitable(result):
@@ -151,7 +154,7 @@ class KeyFunction(Resource):
         return _as_keys(result, self.func)
 
     async def akeys(
-        self, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, request: object, args: tuple[object, ...], kwargs: dict[str, object]
     ) -> list[str]:
         result = self.func(request, *args, **kwargs)
         if isawaitable(result):
@@ -162,7 +165,7 @@ class KeyFunction(Resource):
         return f"KeyFunction({self.func!r})"
 
 
-async def _await(awaitable: Any) -> Any:
+async def _await(awaitable: Awaitable[object]) -> object:
     return await awaitable
 
 
@@ -185,9 +188,9 @@ def as_resources(declared: Iterable[Resource | KeyFunc]) -> tuple[Resource, ...]
 
 def resolve_keys(
     resources: Sequence[Resource],
-    request: Any,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
+    request: object,
+    args: tuple[object, ...],
+    kwargs: dict[str, object],
 ) -> list[str]:
     """Every key of ``resources``, in order, without duplicates."""
     keys: dict[str, None] = {}
@@ -199,9 +202,9 @@ def resolve_keys(
 
 async def aresolve_keys(
     resources: Sequence[Resource],
-    request: Any,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
+    request: object,
+    args: tuple[object, ...],
+    kwargs: dict[str, object],
 ) -> list[str]:
     keys: dict[str, None] = {}
     for resource in resources:

@@ -36,7 +36,12 @@ from django_conditional.flow import (
     call,
     conditional_view,
 )
-from django_conditional.preconditions import ANY, SAFE_METHODS, Preconditions
+from django_conditional.preconditions import (
+    ANY,
+    SAFE_METHODS,
+    EntityTags,
+    Preconditions,
+)
 from django_conditional.resources import (
     Resource,
     aresolve_keys,
@@ -137,7 +142,7 @@ class VersionedSource(ValidatorSource):
             return conditions
         state = _state(current)
 
-        def same_state(tags: Any) -> Any:
+        def same_state(tags: EntityTags | None) -> EntityTags | None:
             if tags is None or tags == ANY:
                 return tags
             return tuple(

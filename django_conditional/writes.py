@@ -138,7 +138,7 @@ def guard(
     if iscoroutinefunction(view):
 
         async def _async_view(
-            request: HttpRequest, *args: Any, **kwargs: Any
+            request: HttpRequest, *args: object, **kwargs: object
         ) -> HttpResponseBase:
             if not is_write(request.method):
                 response: HttpResponseBase = await read_view(request, *args, **kwargs)
@@ -152,7 +152,9 @@ def guard(
 
         return cast(View, wraps(read_view)(_async_view))
 
-    def _view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+    def _view(
+        request: HttpRequest, *args: object, **kwargs: object
+    ) -> HttpResponseBase:
         if not is_write(request.method):
             response: HttpResponseBase = read_view(request, *args, **kwargs)
             return response

@@ -457,7 +457,7 @@ def test_model_by_label(rf, article):
 
 def test_keys_come_once_each_in_order(rf, article):
     request = rf.get("/")
-    kwargs = {"pk": str(article.pk)}
+    kwargs: dict[str, object] = {"pk": str(article.pk)}
     one = VersionedSource([lambda request, **kwargs: ["b", "a", "b", "a"]])
     assert one.keys(request, (), kwargs) == ["b", "a"]
     several = VersionedSource(

@@ -16,7 +16,6 @@ import logging
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.db import DatabaseError, models, router, transaction
 
@@ -24,7 +23,7 @@ from django_conditional import versions
 
 logger = logging.getLogger("django_conditional")
 
-Rows = Mapping[str, tuple[type[models.Model], Any]]  # object key -> (model, pk)
+Rows = Mapping[str, tuple[type[models.Model], object]]  # object key -> (model, pk)
 
 _CHUNK = 500
 
@@ -32,7 +31,7 @@ _CHUNK = 500
 @dataclass
 class _Batch:
     keys: dict[str, bool] = field(default_factory=dict)  # key -> deleted
-    rows: dict[str, tuple[type[models.Model], Any]] = field(default_factory=dict)
+    rows: dict[str, tuple[type[models.Model], object]] = field(default_factory=dict)
 
     def add(self, keys: Iterable[str], rows: Rows, deleted: Iterable[str]) -> None:
         for key in keys:
@@ -71,7 +70,7 @@ def batch(using: str | None = None) -> Iterator[None]:
 
 def _existing(rows: Rows, using: str | None) -> dict[str, bool]:
     """For each object key of ``rows``: whether its row is missing now (deleted)."""
-    by_model: dict[type[models.Model], dict[str, Any]] = {}
+    by_model: dict[type[models.Model], dict[str, object]] = {}
     for key, (model, pk) in rows.items():
         by_model.setdefault(model, {})[key] = pk
     deleted: dict[str, bool] = {}
@@ -88,7 +87,7 @@ def _existing(rows: Rows, using: str | None) -> dict[str, bool]:
 
 
 def _present_keys(
-    model: type[models.Model], pks: list[Any], using: str | None
+    model: type[models.Model], pks: list[object], using: str | None
 ) -> set[str]:
     db = using or router.db_for_write(model)
     present: set[str] = set()

@@ -25,9 +25,9 @@ from django_conditional.tracking.registry import (
 
 logger = logging.getLogger("django_conditional")
 
-Seen = set[tuple[type[models.Model], Any]]
+Seen = set[tuple[type[models.Model], object]]
 Rows = dict[
-    str, tuple[type[models.Model], Any]
+    str, tuple[type[models.Model], object]
 ]  # object key -> (model, pk) of the row it names
 
 _CHUNK = 500  # pks per query (SQLite's variable limit)
@@ -60,7 +60,7 @@ def instance_keys(
     return keys
 
 
-def pk_keys(found: Iterable[Tracking], pks: Iterable[Any]) -> list[str]:
+def pk_keys(found: Iterable[Tracking], pks: Iterable[object]) -> list[str]:
     """The table and object keys of the rows ``pks``, for trackings that need no instance."""
     keys: list[str] = []
     pks = list(pks)
@@ -70,11 +70,11 @@ def pk_keys(found: Iterable[Tracking], pks: Iterable[Any]) -> list[str]:
     return keys
 
 
-def _object_key(tracking: Tracking, pk: Any) -> list[str]:
+def _object_key(tracking: Tracking, pk: object) -> list[str]:
     return _guarded("object key", tracking.model, lambda: tracking.own_keys(pk)[:1])
 
 
-def own_rows(found: Iterable[Tracking], pks: Iterable[Any]) -> Rows:
+def own_rows(found: Iterable[Tracking], pks: Iterable[object]) -> Rows:
     """The object keys of the rows ``pks`` under each of ``found``, with the row each names (a
     batch checks at its end whether they exist)."""
     rows: Rows = {}
@@ -136,7 +136,7 @@ def _parents(instance: models.Model, tracking: Tracking, seen: Seen) -> list[str
 def _parent_keys(
     instance: models.Model,
     fk: models.ForeignKey[Any, Any],
-    parent_pk: Any,
+    parent_pk: object,
     seen: Seen,
 ) -> list[str]:
     parent_model: type[models.Model] = fk.related_model
@@ -164,7 +164,7 @@ def _cached_or_fetch(
     instance: models.Model,
     fk: models.ForeignKey[Any, Any],
     parent_model: type[models.Model],
-    lookup: dict[str, Any],
+    lookup: dict[str, object],
 ) -> models.Model | None:
     if fk.is_cached(instance):
         cached: models.Model | None = fk.get_cached_value(instance)
@@ -191,7 +191,7 @@ def can_lock(db: str) -> bool:
 
 
 def _read(
-    model: type[models.Model], pks: Sequence[Any], db: str, lock: bool
+    model: type[models.Model], pks: Sequence[object], db: str, lock: bool
 ) -> Iterable[models.Model]:
     queryset = model._base_manager.using(db).order_by("pk")
     if lock:
@@ -201,12 +201,12 @@ def _read(
 
 
 def _present(
-    model: type[models.Model], pks: Sequence[Any], db: str, lock: bool
-) -> list[Any]:
+    model: type[models.Model], pks: Sequence[object], db: str, lock: bool
+) -> list[object]:
     queryset = model._base_manager.using(db).order_by("pk")
     if lock:
         queryset = queryset.select_for_update()
-    found: list[Any] = []
+    found: list[object] = []
     for start in range(0, len(pks), _CHUNK):
         chunk = pks[start : start + _CHUNK]
         found.extend(queryset.filter(pk__in=chunk).values_list("pk", flat=True))
@@ -214,7 +214,7 @@ def _present(
 
 
 def row_keys(
-    model: type[models.Model], pks: Sequence[Any], db: str, lock: bool = False
+    model: type[models.Model], pks: Sequence[object], db: str, lock: bool = False
 ) -> list[str]:
     """The keys of the ``model`` rows ``pks`` (missing ones give none), read now."""
     found = trackings_or_default(model)
@@ -230,7 +230,7 @@ def row_keys(
 
 
 def relative_keys(
-    model: type[models.Model], pks: Sequence[Any], db: str, lock: bool = False
+    model: type[models.Model], pks: Sequence[object], db: str, lock: bool = False
 ) -> list[str]:
     """The keys of the rows of ``model``'s multi-table relatives that share the rows ``pks``."""
     keys: list[str] = []
@@ -240,7 +240,7 @@ def relative_keys(
 
 
 def read_keys(
-    model: type[models.Model], pks: Sequence[Any], db: str, lock: bool = False
+    model: type[models.Model], pks: Sequence[object], db: str, lock: bool = False
 ) -> list[str]:
     """``row_keys`` and ``relative_keys``: everything the rows ``pks`` cover, as they are now."""
     return row_keys(model, pks, db, lock) + relative_keys(model, pks, db, lock)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from functools import reduce
 from operator import or_
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from django.db import models, transaction
 from django.db.models import Q, UniqueConstraint
@@ -76,7 +76,7 @@ class TrackedQuerySet(models.QuerySet[_M]):
             keys.extend(instance_keys(obj, found))
         return keys
 
-    def update(self, **kwargs: Any) -> int:
+    def update(self, **kwargs: object) -> int:
         with transaction.atomic(using=self.db, savepoint=False):
             pks = list(self.values_list("pk", flat=True))
             if not pks:
@@ -103,11 +103,11 @@ class TrackedQuerySet(models.QuerySet[_M]):
     delete.alters_data = True  # type: ignore[attr-defined]
     delete.queryset_only = True  # type: ignore[attr-defined]
 
-    def _conflicting_pks(self, lookups: list[Q], lock: bool) -> list[Any]:
+    def _conflicting_pks(self, lookups: list[Q], lock: bool) -> list[object]:
         base = self.model._base_manager.using(self.db).order_by("pk")
         if lock:
             base = base.select_for_update()
-        pks: list[Any] = []
+        pks: list[object] = []
         for start in range(0, len(lookups), 100):
             condition = reduce(or_, lookups[start : start + 100])
             pks.extend(base.filter(condition).values_list("pk", flat=True))

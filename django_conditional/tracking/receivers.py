@@ -43,7 +43,7 @@ def on_pre_save(
     raw: bool = False,
     using: str | None = None,
     update_fields: frozenset[str] | None = None,
-    **kwargs: Any,
+    **kwargs: object,
 ) -> None:
     """Snapshot the keys of the row as the database has it, for ``on_post_save``.
 
@@ -79,7 +79,7 @@ def on_post_save(
     sender: type[models.Model],
     instance: models.Model,
     using: str | None = None,
-    **kwargs: Any,
+    **kwargs: object,
 ) -> None:
     """Bump the keys of the row before (``on_pre_save``) and after the save, and of the
     multi-table relatives whose rows extend it."""
@@ -98,7 +98,7 @@ def on_post_delete(
     sender: type[models.Model],
     instance: models.Model,
     using: str | None = None,
-    **kwargs: Any,
+    **kwargs: object,
 ) -> None:
     found = trackings(sender)
     if not found or instance.pk is None:
@@ -125,7 +125,7 @@ def _cleared_pks(
     instance: models.Model,
     model: type[models.Model],
     reverse: bool,
-) -> list[Any]:
+) -> list[object]:
     declaring = model if reverse else type(instance)
     m2m = _m2m_field(through, declaring)
     if m2m is None:  # pragma: no cover - a through model Django would not send for
@@ -164,7 +164,7 @@ def on_pre_delete(
     sender: type[models.Model],
     instance: models.Model,
     using: str | None = None,
-    **kwargs: Any,
+    **kwargs: object,
 ) -> None:
     """Deleting a row deletes its many-to-many links without ``m2m_changed``: bump the rows on
     the other side now, while the links can still be read (inside the delete's transaction)."""
@@ -186,9 +186,9 @@ def on_m2m_changed(
     action: str,
     reverse: bool,
     model: type[models.Model],
-    pk_set: set[Any] | None,
+    pk_set: set[object] | None,
     using: str | None = None,
-    **kwargs: Any,
+    **kwargs: object,
 ) -> None:
     if action not in ("post_add", "post_remove", "pre_clear"):
         return

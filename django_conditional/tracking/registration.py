@@ -5,7 +5,7 @@ after ``track`` ran)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
@@ -30,7 +30,7 @@ _M = TypeVar("_M", bound=models.Model)
 _connected = False
 
 
-def _on_class_prepared(sender: type[models.Model], **kwargs: Any) -> None:
+def _on_class_prepared(sender: type[models.Model], **kwargs: object) -> None:
     # A proxy or a multi-table child of a tracked model, defined after ``track`` ran: its
     # signals name it, not the tracked model.
     if any(concerned(sender, model) for model in models_tracked()):

@@ -57,7 +57,7 @@ class Tracking:
             self._parent_fields = fields  # type: ignore[assignment]
         return self._parent_fields  # type: ignore[return-value]
 
-    def own_keys(self, pk: Any) -> list[str]:
+    def own_keys(self, pk: object) -> list[str]:
         return [
             versions.object_key(self.model, pk),
             versions.collection_key(self.model),

@@ -37,7 +37,7 @@ class Command(BaseCommand):
             help="Also bump the model's collection (implied when no primary key is given).",
         )
 
-    def handle(self, *args: Any, **options: Any) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         model = self._model(options["model"])
         pks: list[str] = options["pks"]
         keys = [versions.object_key(model, pk) for pk in self._existing(model, pks)]
@@ -66,7 +66,7 @@ class Command(BaseCommand):
         """The primary keys converted to the model's type; CommandError unless they all exist."""
         pk_field = model._meta.pk
         assert pk_field is not None
-        values: dict[str, Any] = {}
+        values: dict[str, object] = {}
         for raw in pks:
             try:
                 values[raw] = pk_field.to_python(raw)
