@@ -212,6 +212,13 @@ class Settings:
         return value
 
     @property
+    def PENDING_TIMEOUT(self) -> int:
+        """Seconds a bumped key stays marked pending in the cache if its publication after the
+        commit never comes (a failed cache write): meanwhile every worker reads the database."""
+        value: int = _setting("PENDING_TIMEOUT", 60)
+        return value
+
+    @property
     def REDIS_FAST_PATH(self) -> bool:
         """Read and write versions on Django's ``RedisCache`` through its connection pool directly
         (``redis_adapter``), skipping the client Django builds per call. False: the public API."""

@@ -49,15 +49,23 @@ if TYPE_CHECKING:
 
     from django_conditional.redis_adapter import RedisBackend
 
-__all__ = ["get_many", "aget_many", "get_ints", "aget_ints", "is_fast"]
+__all__ = ["get_many", "aget_many", "get_ints", "aget_ints", "is_fast", "server_id"]
 
 _ATTRIBUTE: Final = "_django_conditional_fast_reader"
 _MAX_MADE_KEYS: Final = 4096
 _NOT_FAST: Final = "not-fast"
+_PROBE: Final = "django-conditional-probe"
 
 
 def _new(template: Any) -> Any:
     return template.connection_class(**template.connection_kwargs)
+
+
+def _packed(connection: Any, keys: list[str], kept: bool) -> Any:
+    # A new connection also asks which server it reached, in the same round trip.
+    if kept:
+        return connection.pack_command("MGET", *keys)
+    return connection.pack_commands([("INFO", "server"), ("MGET", *keys)])
 
 
 def _take(idle: list[Any], template: Any) -> tuple[Any, bool]:
@@ -87,6 +95,9 @@ class _RedisReader:
 
         self._retried: tuple[type[BaseException], ...] = (RedisConnectionError,)
         self._pid = os.getpid()
+        # The run_id of the server the newest connection reached: a restart, a failover or a
+        # restore from a snapshot changes it (``versions`` then distrusts the cached epoch).
+        self.server_id: str | None = None
         self._idle: list[Any] = []
         self._async_idle: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, tuple[Any, list[Any]]
@@ -109,6 +120,13 @@ class _RedisReader:
 
     # -- connections --
 
+    def _note_server(self, info: object) -> None:
+        """Remember the ``run_id`` of the server a new connection reached (``INFO server``)."""
+        text = info.decode() if isinstance(info, bytes) else str(info)
+        for line in text.splitlines():
+            if line.startswith("run_id:"):
+                self.server_id = line[7:].strip()
+
     def _idle_connections(self) -> list[Any]:
         if self._pid != os.getpid():
             # A forked worker: its parent's sockets are not its own to read from.
@@ -122,7 +140,9 @@ class _RedisReader:
         connection, kept = _take(idle, self._template)
         while True:
             try:
-                connection.send_packed_command(connection.pack_command("MGET", *keys))
+                connection.send_packed_command(_packed(connection, keys, kept))
+                if not kept:
+                    self._note_server(connection.read_response())
                 raw: list[Any] = connection.read_response()
             except BaseException as exc:
                 connection.disconnect()
@@ -149,9 +169,9 @@ class _RedisReader:
         connection, kept = _take(idle, template)
         while True:
             try:
-                await connection.send_packed_command(
-                    connection.pack_command("MGET", *keys)
-                )
+                await connection.send_packed_command(_packed(connection, keys, kept))
+                if not kept:
+                    self._note_server(await connection.read_response())
                 raw: list[Any] = await connection.read_response()
             except BaseException as exc:
                 with suppress(Exception):
@@ -229,6 +249,29 @@ def _reader(cache: Any) -> _RedisReader | None:
         cache.__dict__[_ATTRIBUTE] = _NOT_FAST if reader is None else reader
         return reader
     return None if found is _NOT_FAST else found
+
+
+def server_id(cache: BaseCache) -> str | None:
+    """The ``run_id`` of the Redis server the fast path reads from (None: not known, or not the
+    fast path)."""
+    reader = _reader(cache)
+    if reader is None:
+        return None
+    if reader.server_id is None:
+        with suppress(
+            Exception
+        ):  # unreachable: the read that follows fails the same way
+            reader.mget(
+                [_PROBE]
+            )  # a new connection: INFO server in the same round trip
+    return reader.server_id
+
+
+def note_server(cache: BaseCache, server: str | None) -> None:
+    """Record the ``run_id`` a writer found on the server (it restarted, or failed over)."""
+    reader = _reader(cache)
+    if reader is not None and server:
+        reader.server_id = server
 
 
 def is_fast(cache: BaseCache) -> bool:

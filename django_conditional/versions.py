@@ -23,7 +23,7 @@ from django.db import transaction
 
 from django_conditional import fastcache
 from django_conditional.store import cache as store_cache
-from django_conditional.store import database
+from django_conditional.store import database, epoch
 from django_conditional.store.database import lock
 from django_conditional.store.keys import (
     MAX_KEY_LENGTH,
@@ -64,8 +64,12 @@ class Snapshot:
 
 
 def cache_key(key: str) -> str:
-    """The cache key (before the cache's own ``KEY_PREFIX``) holding the version of ``key``."""
-    return store_cache.prefix() + bounded_key(key)
+    """The cache key (before the cache's own ``KEY_PREFIX``) holding the version of ``key`` in
+    the live epoch (made if there is none)."""
+    backend = store_cache.cache()
+    server = fastcache.server_id(backend)
+    live = epoch.establish(store_cache.epoch_store(backend), server)
+    return epoch.prefix(live) + bounded_key(key)
 
 
 def untrusted_keys() -> frozenset[str]:
@@ -74,49 +78,89 @@ def untrusted_keys() -> frozenset[str]:
 
 
 def clear_local_state() -> None:
-    """Forget what this process distrusts (tests that flush the cache between cases)."""
+    """Forget what this process distrusts and the epochs it saw (tests that clear the cache)."""
     store_cache.untrusted.clear()
+    epoch.forget()
 
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
+    """One read: the keys, the epoch and server this process expects, the extra key."""
+
     keys: list[str]
-    prefix: str
+    server: str | None
+    epoch: int
     extra_key: str | None
 
+    @property
+    def prefix(self) -> str:
+        return epoch.prefix(self.epoch)
+
     def cache_keys(self) -> list[str]:
-        wanted = [self.prefix + key for key in self.keys]
+        start = self.prefix
+        wanted = [epoch.key(self.server), *(start + key for key in self.keys)]
         if self.extra_key is not None:
             wanted.append(self.extra_key)
         return wanted
 
+    def trusts(self, cached: Mapping[str, Any] | None) -> bool:
+        """Whether ``cached`` comes from the epoch and server expected (else: the database)."""
+        if cached is None or not self.epoch:
+            return False
+        same_server = fastcache.server_id(store_cache.cache()) == self.server
+        return same_server and cached.get(epoch.key(self.server)) == self.epoch
+
 
 def _plan(keys: Iterable[str], extra_key: str | None) -> _Plan:
     unique = list(dict.fromkeys(bounded_key(key) for key in keys))
-    return _Plan(unique, store_cache.prefix(), extra_key)
+    server = fastcache.server_id(store_cache.cache())
+    return _Plan(unique, server, epoch.believed(server), extra_key)
+
+
+def _from_database(plan: _Plan, cached: Mapping[str, Any] | None) -> Snapshot:
+    # The cache failed, or holds another epoch (a flush, a restart, a failover): nothing in it
+    # is trusted; the database answers and the live epoch is filled.
+    backend = store_cache.cache()
+    fresh = database.read(plan.keys)
+    if cached is not None:
+        server = fastcache.server_id(backend)
+        try:
+            into = epoch.establish(store_cache.epoch_store(backend), server)
+        except Exception as exc:
+            store_cache.warn("epoch", exc)
+            into = 0
+        store_cache.fill(backend, into, fresh)
+    return Snapshot(fresh)
 
 
 def _complete(plan: _Plan, cached: Mapping[str, Any] | None) -> Snapshot:
     """The snapshot from what the cache returned (None: it failed), reading and filling what it
     missed. Sync: async callers run it in a thread when the database must answer."""
+    if not plan.trusts(cached):
+        extra = (
+            None
+            if cached is None or plan.extra_key is None
+            else cached.get(plan.extra_key)
+        )
+        return Snapshot(_from_database(plan, cached).versions, extra)
+    assert cached is not None
     backend = store_cache.cache()
-    if cached is None:
-        return Snapshot(database.read(plan.keys))
     # Split before repairing: the values just read may be the ones a failed write left stale.
     found, missing = store_cache.split(plan.keys, cached, plan.prefix)
     if store_cache.untrusted:
         store_cache.repair(backend, plan.prefix)
     if missing:
         fresh = database.read(missing)
-        store_cache.fill(backend, plan.prefix, fresh)
+        store_cache.fill(backend, plan.epoch, fresh)
         found.update(fresh)
     extra = cached.get(plan.extra_key) if plan.extra_key is not None else None
     return Snapshot(found, extra)
 
 
 def _all_cached(plan: _Plan, cached: Mapping[str, Any] | None) -> bool:
-    if cached is None or store_cache.untrusted:
+    if not plan.trusts(cached) or store_cache.untrusted:
         return False
+    assert cached is not None
     start = plan.prefix
     return all(type(cached.get(start + key)) is int for key in plan.keys)
 
@@ -204,6 +248,7 @@ def bump(*keys: str, deleted: bool = False, using: str | None = None) -> dict[st
         return {}
     db = database.database(using)
     with transaction.atomic(using=db, savepoint=False):
+        store_cache.mark_pending(unique)
         values = database.increment(db, unique, deleted)
         # The rows stay locked until the commit: these are the values it commits.
         transaction.on_commit(lambda: _published(db, values), using=db)

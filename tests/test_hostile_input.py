@@ -570,7 +570,9 @@ def test_pathological_64_kb_values_parse_in_bounded_time(value: str) -> None:
     headers = ConditionalHeaders(if_none_match='"a-gzip"', accept_encoding=value)
     evaluate("GET", headers, validators, max_members=conf.MAX_LIST_MEMBERS)
     elapsed = time.process_time() - started
-    assert elapsed < 0.05, f"{elapsed * 1000:.1f} ms for six 64 KB headers"
+    # Linear work is about 15 ms here; a quadratic parser would take minutes. The bound leaves
+    # room for a loaded CI machine (this is a guard against blow-ups, not a benchmark).
+    assert elapsed < 0.5, f"{elapsed * 1000:.1f} ms for six 64 KB headers"
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.name)

@@ -18,22 +18,25 @@ Values are plain ``int``, so Django's ``RedisCache`` stores them without picklin
 from __future__ import annotations
 
 import logging
+import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from django.core.cache import caches
 
-from django_conditional import redis_adapter
+from django_conditional import fastcache, redis_adapter
 from django_conditional.conf import conf
-from django_conditional.store import database
+from django_conditional.store import database, epoch
 
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
 
 logger = logging.getLogger("django_conditional")
 
-SCHEMA: Final = "v1"  # bump when the meaning of cached values changes
+# What a key holds between a bump and its publication: readers take it for a miss and never
+# fill over it, so a publication that fails leaves every worker reading the database.
+PENDING: Final = "pending"
 _lock = threading.Lock()
 # Keys whose cached value may be stale in this process: a write to the cache failed.
 untrusted: set[str] = set()
@@ -41,11 +44,6 @@ untrusted: set[str] = set()
 
 def cache() -> BaseCache:
     return caches[conf.CACHE_ALIAS]
-
-
-def prefix() -> str:
-    """What the cache key of a version key starts with."""
-    return f"{conf.KEY_PREFIX}:{SCHEMA}:"
 
 
 def warn(action: str, exc: BaseException) -> None:
@@ -71,7 +69,7 @@ def repair(backend: BaseCache, start: str) -> None:
 
 
 def split(
-    keys: Sequence[str], cached: Mapping[str, Any], start: str
+    keys: Sequence[str], cached: Mapping[str, object], start: str
 ) -> tuple[dict[str, int], list[str]]:
     """The trusted cached versions of ``keys``, and the keys the database must answer."""
     found: dict[str, int] = {}
@@ -79,7 +77,7 @@ def split(
     distrusted = untrusted
     for key in keys:
         value = cached.get(start + key)
-        # Anything but a plain int (a foreign or corrupt value) is not trusted.
+        # Anything but a plain int (pending, foreign or corrupt) is not trusted.
         if type(value) is int and not (distrusted and key in distrusted):
             found[key] = value
         else:
@@ -87,63 +85,128 @@ def split(
     return found, missing
 
 
-# Versions only grow in absolute value: a write that would lower the cached one is dropped, so
-# neither a slow bumper nor a reader that read the database before a commit moves it back.
-# Returns the values the keys hold afterwards.
-_SET_MAX: Final = """
+# KEYS[1]: the epoch key, KEYS[2..]: version keys. ARGV[1]: ttl (0: none), ARGV[2]: the epoch the
+# caller writes into, ARGV[3]: "fill", "publish", "mark" or "set", ARGV[4]: the run_id of the server the
+# caller believes it writes to, ARGV[5..]: the values. Nothing is written unless that server and
+# that epoch are still live. Versions only grow in absolute value: neither a slow publisher nor a
+# reader that read the database before a commit moves one back; a reader's fill never replaces
+# anything (a pending mark included); "mark" and "set" (corrections) replace anything.
+_WRITE: Final = """
+local server = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+if server ~= ARGV[4] then return {'server', server} end
+local epoch = redis.call('GET', KEYS[1])
+if epoch ~= ARGV[2] then return {'epoch', epoch or ''} end
 local ttl = tonumber(ARGV[1])
+local mode = ARGV[3]
 local result = {}
-for i, key in ipairs(KEYS) do
-  local new = tonumber(ARGV[i + 1])
-  local raw = redis.call('GET', key)
-  local old = raw and tonumber(raw)
-  if (not old) or math.abs(old) < math.abs(new) then
+for i = 2, #KEYS do
+  local value = ARGV[i + 3]
+  local raw = redis.call('GET', KEYS[i])
+  -- A pending mark keeps the version it replaced, so publications stay monotonic across it.
+  local old = raw and (tonumber(raw) or tonumber(string.match(raw, 'pending:(%-?%d+)')))
+  local write = mode == 'set'
+  if mode == 'mark' then
+    write = true
+    -- A pickle (protocol 0) of the text "pending:<version>": Django's serializer reads it.
+    value = 'Vpending:' .. (old or 0) .. '\\n.'
+  elseif mode == 'publish' then
+    write = (not old) or math.abs(old) < math.abs(tonumber(value))
+  elseif mode == 'fill' then
+    write = not raw
+  end
+  if write then
     if ttl > 0 then
-      redis.call('SET', key, ARGV[i + 1], 'EX', ttl)
+      redis.call('SET', KEYS[i], value, 'EX', ttl)
     else
-      redis.call('SET', key, ARGV[i + 1])
+      redis.call('SET', KEYS[i], value)
     end
-    result[i] = ARGV[i + 1]
+    result[i - 1] = value
   else
-    result[i] = raw
+    result[i - 1] = raw
   end
 end
 return result
 """
 
 
+class EpochMoved(Exception):
+    """The server or the epoch a writer wrote into is no longer live (a flush, a restart)."""
+
+    def __init__(self, server: str | None = None) -> None:
+        super().__init__(server)
+        self.server = server
+
+
 class MonotonicWriter:
-    """Writes versions to the primary of Django's ``RedisCache`` through the ``_SET_MAX`` script."""
+    """Writes versions to the primary of Django's ``RedisCache`` through the ``_WRITE`` script."""
 
     def __init__(self, described: redis_adapter.RedisBackend) -> None:
         self.client = described.primary_client()
-        self.script: Any = self.client.register_script(_SET_MAX)
+        self.script: Any = self.client.register_script(_WRITE)
         self.make_key = described.make_key
 
-    def set_max(self, values: Mapping[str, int], timeout: int | None) -> dict[str, int]:
-        """Store each version unless the cache holds a larger one (one round trip); returns
-        what the cache holds afterwards."""
+    def write(
+        self,
+        mode: str,
+        server: str | None,
+        into: int,
+        values: Mapping[str, object],
+        timeout: int | None,
+    ) -> dict[str, object]:
+        """Run the script over ``values`` (version key -> value) in epoch ``into``; what the
+        keys hold afterwards. ``EpochMoved`` when ``into`` is not live."""
         if not values or (timeout is not None and timeout <= 0):
             return dict(values)  # Django's meaning of a timeout <= 0: do not cache
+        start = epoch.prefix(into)
+        made = [self.make_key(start + key) for key in values]
         after = self.script(
-            keys=[self.make_key(key) for key in values],
-            args=[timeout or 0, *values.values()],
+            keys=[self.make_key(epoch.key(server)), *made],
+            args=[timeout or 0, into, mode, server or "", *values.values()],
         )
-        return {key: int(value) for key, value in zip(values, after, strict=True)}
+        if after and after[0] == b"server":
+            raise EpochMoved(after[1].decode())
+        if after and after[0] == b"epoch":
+            raise EpochMoved(server)
+        return dict(zip(values, after, strict=True))
 
-    def set_many(self, values: Mapping[str, int], timeout: int | None) -> None:
-        """Plain ``SET``s, in one pipeline (to move a value back down)."""
-        pipeline = self.client.pipeline(transaction=False)
-        for key, value in values.items():
-            pipeline.set(self.make_key(key), value, ex=timeout)
-        pipeline.execute()
+
+class _CacheEpochs:
+    """The epoch key through the cache API (any backend)."""
+
+    def __init__(self, backend: BaseCache) -> None:
+        self.backend = backend
+
+    def get(self, name: str) -> object:
+        return self.backend.get(name)
+
+    def add(self, name: str, value: int) -> object:
+        return self.backend.add(name, value, None)
+
+
+class _PrimaryEpochs:
+    """The epoch key on the primary of Django's RedisCache (never a lagging replica)."""
+
+    def __init__(self, writer: MonotonicWriter) -> None:
+        self.writer = writer
+
+    def get(self, name: str) -> object:
+        return self.writer.client.get(self.writer.make_key(name))
+
+    def add(self, name: str, value: int) -> object:
+        return self.writer.client.set(self.writer.make_key(name), value, nx=True)
+
+
+def epoch_store(backend: BaseCache) -> epoch.EpochStore:
+    """Where the epoch key is read and made: the primary on Redis, else the cache API."""
+    writer = monotonic_writer(backend)
+    return _CacheEpochs(backend) if writer is None else _PrimaryEpochs(writer)
 
 
 _WRITER: Final = "_django_conditional_writer"
 
 
 def monotonic_writer(backend: BaseCache) -> MonotonicWriter | None:
-    """The monotonic writer of ``backend`` (one per cache object), None off Django's RedisCache."""
+    """The writer of ``backend`` (one per cache object), None off Django's RedisCache."""
     described = redis_adapter.backend(backend)
     if described is None or not described.plain_ints:
         return None  # the script writes plain integers, as Django's own serializer does
@@ -153,19 +216,48 @@ def monotonic_writer(backend: BaseCache) -> MonotonicWriter | None:
     return writer
 
 
-def fill(backend: BaseCache, start: str, values: Mapping[str, int]) -> None:
-    """Store what a reader read from the database, never over a newer value."""
-    timeout = conf.VERSION_CACHE_TIMEOUT
-    trusted = {start + k: v for k, v in values.items() if k not in untrusted}
+def fill(backend: BaseCache, into: int, values: Mapping[str, int]) -> None:
+    """Store what a reader read from the database in epoch ``into``, never over anything."""
+    if not into:
+        return
+    trusted = {k: v for k, v in values.items() if k not in untrusted}
+    server = fastcache.server_id(backend)
     try:
         writer = monotonic_writer(backend)
         if writer is not None:
-            writer.set_max(trusted, timeout)
+            writer.write("fill", server, into, trusted, conf.VERSION_CACHE_TIMEOUT)
             return
+        start = epoch.prefix(into)
         for key, value in trusted.items():
-            backend.add(key, value, timeout)
+            backend.add(start + key, value, conf.VERSION_CACHE_TIMEOUT)
+    except EpochMoved:
+        return  # a namespace nobody reads any more
     except Exception as exc:
         warn("add", exc)
+
+
+def mark_pending(keys: Iterable[str]) -> None:
+    """Before a bump commits: mark its keys pending in the live epoch (see ``PENDING``)."""
+    timeout = conf.VERSION_CACHE_TIMEOUT
+    if timeout is not None and timeout <= 0:
+        return  # versions are not cached at all
+    backend = cache()
+    marks = dict.fromkeys(keys, PENDING)
+    try:
+        server = fastcache.server_id(backend)
+        into = epoch.establish(epoch_store(backend), server)
+        if not into:
+            return
+        writer = monotonic_writer(backend)
+        if writer is not None:
+            writer.write("mark", server, into, marks, conf.PENDING_TIMEOUT)
+            return
+        start = epoch.prefix(into)
+        backend.set_many({start + k: v for k, v in marks.items()}, conf.PENDING_TIMEOUT)
+    except EpochMoved:
+        return
+    except Exception as exc:
+        warn("mark", exc)
 
 
 def _set_and_verify(
@@ -188,35 +280,69 @@ def _set_and_verify(
     backend.delete_many([start + k for k in keys])  # too busy: let readers refill
 
 
+_MARKED: Final = re.compile(rb"pending:(-?\d+)")
+
+
+def _as_int(value: object) -> int | None:
+    """The version a raw cached value holds: a number, or the one a pending mark keeps."""
+    if not isinstance(value, (bytes, str, int)):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        marked = _MARKED.search(value) if isinstance(value, bytes) else None
+        return int(marked.group(1)) if marked else None
+
+
 def _set_max_and_check(
-    writer: MonotonicWriter, start: str, db: str, committed: dict[str, int]
+    writer: MonotonicWriter,
+    server: str | None,
+    into: int,
+    db: str,
+    committed: dict[str, int],
 ) -> None:
     # A larger cached value is a concurrent newer bump, unless the database went back (a
     # restored backup, a test's rolled-back transaction): then the database wins.
     timeout = conf.VERSION_CACHE_TIMEOUT
-    after = writer.set_max({start + k: v for k, v in committed.items()}, timeout)
-    ahead = [k for k in committed if after[start + k] != committed[k]]
+    after = writer.write("publish", server, into, committed, timeout)
+    ahead = [k for k in committed if _as_int(after[k]) != committed[k]]
     if ahead:
         now = database.read(ahead, db)
-        behind = {
-            start + k: now[k] for k in ahead if abs(now[k]) < abs(after[start + k])
-        }
+        behind = {k: now[k] for k in ahead if abs(now[k]) < abs(_as_int(after[k]) or 0)}
         if behind:
-            writer.set_many(behind, timeout)
+            writer.write("set", server, into, behind, timeout)
+
+
+def _publish_once(
+    backend: BaseCache, server: str | None, db: str, committed: dict[str, int]
+) -> None:
+    # The epoch is read after the commit: a namespace made later reads the database after it.
+    into = epoch.establish(epoch_store(backend), server)
+    if not into:
+        return  # nothing cached is trusted: readers go to the database
+    writer = monotonic_writer(backend)
+    if writer is not None:
+        _set_max_and_check(writer, server, into, db, committed)
+    else:
+        _set_and_verify(backend, epoch.prefix(into), db, committed)
 
 
 def publish(db: str, committed: dict[str, int]) -> None:
-    """After commit: write the versions a bump committed to the cache (see the module docstring)."""
+    """After commit: write the versions a bump committed into the live epoch."""
     backend = cache()
-    start = prefix()
+    server = fastcache.server_id(backend)
     try:
-        writer = monotonic_writer(backend)
-        if writer is not None:
-            _set_max_and_check(writer, start, db, committed)
-        else:
-            _set_and_verify(backend, start, db, committed)
+        for _attempt in range(3):
+            try:
+                _publish_once(backend, server, db, committed)
+                return
+            except EpochMoved as moved:
+                server = moved.server
+                fastcache.note_server(backend, server)
+        raise EpochMoved(server)  # the server keeps changing: leave the marks to expire
     except Exception as exc:  # the cache, or the database read, failed
         warn("set_many", exc)
+        start = epoch.prefix(epoch.believed(server))
         try:
             backend.delete_many([start + k for k in committed])
         except Exception as exc2:
