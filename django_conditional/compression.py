@@ -7,15 +7,24 @@ instead (``"v3-gzip"``, as Apache's mod_deflate does): the gzip and identity rep
 distinct strong tags (§8.8.3), and the precondition engine recognises the suffix, so
 ``If-Match: "v3-gzip"`` holds exactly while ``"v3"`` is current, and ``If-None-Match: "v3-gzip"``
 only matches for requests that would get gzip.
+
+Byte ranges (RFC 9110 §14) of a response this middleware may compress are ranges of the coded
+bytes: it tells the ``ConditionalGetMiddleware`` inside to leave them to it, and serves them on the
+response it sends (``If-Range`` then compares the coded tag, ``"v3-gzip"``). A compressed streaming
+body is never ranged (its length is unknown). A 304 gets the ``Vary: Accept-Encoding`` its 200
+gets (Django's middleware skips bodiless responses) when the 200 is known to be compressible.
 """
 
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponseBase
 from django.middleware.gzip import GZipMiddleware as DjangoGZipMiddleware
+from django.utils.cache import patch_vary_headers
 
+from django_conditional.byteranges import ranged
 from django_conditional.preconditions import ANY, accepts_coding
-from django_conditional.request import preconditions
+from django_conditional.request import defer_ranges, preconditions
+from django_conditional.responses import VARY_CODING_ATTRIBUTE
 from django_conditional.validators import ETag
 
 CODING = "gzip"
@@ -42,17 +51,23 @@ def _client_holds_coded(request: HttpRequest, coded: str) -> bool:
 class GZipMiddleware(DjangoGZipMiddleware):
     """Drop-in for ``django.middleware.gzip.GZipMiddleware`` that writes ``"tag-gzip"``, not ``W/"tag"``."""
 
+    def process_request(self, request: HttpRequest) -> None:
+        defer_ranges(request)
+
     def process_response(
         self, request: HttpRequest, response: HttpResponseBase
     ) -> HttpResponseBase:
         etag = response.get("ETag")
         response = super().process_response(request, response)
+        if response.status_code == 304 and getattr(
+            response, VARY_CODING_ATTRIBUTE, False
+        ):
+            patch_vary_headers(response, ("Accept-Encoding",))
         coded = coded_etag(etag) if etag else None
-        if coded is None:
-            return response
-        if response.get("Content-Encoding") == CODING:
-            response.headers["ETag"] = coded
-        elif response.status_code == 304 and _client_holds_coded(request, coded):
-            # The client revalidated its gzip representation: confirm that one.
-            response.headers["ETag"] = coded
-        return response
+        if coded is not None:
+            if response.get("Content-Encoding") == CODING:
+                response.headers["ETag"] = coded
+            elif response.status_code == 304 and _client_holds_coded(request, coded):
+                # The client revalidated its gzip representation: confirm that one.
+                response.headers["ETag"] = coded
+        return ranged(request, response)

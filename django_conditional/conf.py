@@ -225,5 +225,12 @@ class Settings:
         value: str | None = _setting("DEPLOY_SALT", None)
         return value
 
+    @property
+    def STOCK_GZIP(self) -> bool:
+        """Whether Django's own ``GZipMiddleware`` is in ``MIDDLEWARE`` (it compresses a 206 as if
+        it were the whole body, so the middleware serves no range to clients it would compress for)."""
+        middleware = getattr(settings, "MIDDLEWARE", None) or ()
+        return "django.middleware.gzip.GZipMiddleware" in middleware
+
 
 conf = Settings()

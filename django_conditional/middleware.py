@@ -25,10 +25,10 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import Resolver404, resolve
 
+from django_conditional.byteranges import ranged, release
 from django_conditional.conf import conf
 from django_conditional.evaluation import evaluate_request, has_preconditions
 from django_conditional.flow import GUARDED_VIEW_ATTRIBUTE
-from django_conditional.httpdate import parse_http_date
 from django_conditional.preconditions import (
     ANY,
     IGNORING_METHODS,
@@ -36,10 +36,17 @@ from django_conditional.preconditions import (
     Evaluation,
     Outcome,
     Preconditions,
+    accepts_coding,
 )
-from django_conditional.request import get_twin, preconditions, without_range
+from django_conditional.request import (
+    get_twin,
+    preconditions,
+    ranges_deferred,
+    without_range,
+)
 from django_conditional.responses import (
     not_modified_like,
+    response_validators,
     precondition_failed,
     precondition_required,
 )
@@ -58,43 +65,11 @@ def _can_fail(conditions: Preconditions) -> bool:
     )
 
 
-def response_validators(
-    response: HttpResponseBase, etag: ETag | None = None
-) -> Validators:
-    """The validators a built 2xx response carries; it exists, whatever it carries (§13.1.1).
-
-    ``etag`` is the response's ETag when the caller just made it (saves parsing it back).
-    """
-    if etag is None:
-        header = response.get("ETag")
-        etag = ETag.from_header_value(header) if header else None
-    last_modified = response.get("Last-Modified")
-    return Validators(
-        etag,
-        parse_http_date(last_modified) if last_modified else None,
-        exists=True,
-    )
-
-
 def _no_store(response: HttpResponseBase) -> bool:
     cache_control = response.get("Cache-Control")
     return cache_control is not None and any(
         part.strip().lower() == "no-store" for part in cache_control.split(",")
     )
-
-
-def _release(response: HttpResponseBase) -> None:
-    """Close what a replaced response holds (its file, its iterator).
-
-    Not ``response.close()``: that also sends ``request_finished`` (closing database
-    connections) for a request that is still being answered.
-    """
-    closers = getattr(response, "_resource_closers", None)
-    if not closers:
-        return
-    for closer in closers:
-        closer()
-    closers.clear()
 
 
 class ConditionalGetMiddleware:
@@ -110,6 +85,7 @@ class ConditionalGetMiddleware:
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
         self.async_mode = iscoroutinefunction(get_response)
+        self.stock_gzip = conf.STOCK_GZIP
         if self.async_mode:
             # Mark the instance as a coroutine function; the switch happens in __call__.
             markcoroutinefunction(self)
@@ -127,7 +103,7 @@ class ConditionalGetMiddleware:
         response: HttpResponseBase = self.get_response(request)
         full = self.full_request(request, response)
         if full is not None:
-            _release(response)
+            release(response)
             response = self.get_response(full)
         if self.head_needs_get(request, response):
             self.copy_get_validators(response, self.get_response(get_twin(request)))
@@ -148,7 +124,7 @@ class ConditionalGetMiddleware:
         response = await get_response(request)
         full = self.full_request(request, response)
         if full is not None:
-            _release(response)
+            release(response)
             response = await get_response(full)
         if self.head_needs_get(request, response):
             self.copy_get_validators(response, await get_response(get_twin(request)))
@@ -206,13 +182,13 @@ class ConditionalGetMiddleware:
         own response decides (§13.2.1), so it runs.
         """
         if not 200 <= current.status_code < 300:
-            _release(current)
+            release(current)
             return None
         etag = None
         if current.status_code == 200 and self.wants_etag(current):
             etag = self.add_etag(current)
         validators = response_validators(current, etag)
-        _release(current)
+        release(current)
         evaluation = evaluate_request(request, validators)
         if evaluation.outcome is Outcome.PRECONDITION_FAILED:
             return precondition_failed(request, evaluation.decided_by, validators)
@@ -255,7 +231,7 @@ class ConditionalGetMiddleware:
             for name in ("ETag", "Last-Modified"):
                 if name in get_response.headers:
                     response.headers[name] = get_response.headers[name]
-        _release(get_response)
+        release(get_response)
 
     def wants_etag(self, response: HttpResponseBase) -> bool:
         """Whether a 200 gets a content validator: no ``ETag`` or ``Last-Modified`` yet, no ``no-store``."""
@@ -282,19 +258,40 @@ class ConditionalGetMiddleware:
         etag = None
         if tag and status == 200 and self.wants_etag(response):
             etag = self.add_etag(response)
-        if not 200 <= status < 300 or not has_preconditions(request):
+        if not 200 <= status < 300:
             return response
-        validators = response_validators(response, etag)
-        evaluation = evaluate_request(request, validators)
-        if evaluation.outcome is Outcome.NOT_MODIFIED:
-            not_modified = not_modified_like(response)
-            _release(response)
-            self.echo_weak_tag(request, evaluation, validators, not_modified)
-            return not_modified
-        if evaluation.outcome is Outcome.PRECONDITION_FAILED:
-            _release(response)
-            return precondition_failed(request, evaluation.decided_by, validators)
-        return response
+        if has_preconditions(request):
+            validators = response_validators(response, etag)
+            evaluation = evaluate_request(request, validators)
+            if evaluation.outcome is Outcome.NOT_MODIFIED:
+                not_modified = not_modified_like(response)
+                release(response)
+                self.echo_weak_tag(request, evaluation, validators, not_modified)
+                return not_modified
+            if evaluation.outcome is Outcome.PRECONDITION_FAILED:
+                release(response)
+                return precondition_failed(request, evaluation.decided_by, validators)
+        return self.serve_ranges(request, response)
+
+    def serve_ranges(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        """206/416 for a GET with ``Range`` (§14), after the preconditions held.
+
+        Left to the compressor outside when there is one of ours (ranges of the coded bytes,
+        ``compression``); not served when Django's own ``GZipMiddleware`` would compress the
+        answer, since it would compress a 206 as if it were the whole body.
+        """
+        if ranges_deferred(request) or (
+            self.stock_gzip
+            and accepts_coding(
+                preconditions(request).accept_encoding,
+                "gzip",
+                preconditions(request).max_members,
+            )
+        ):
+            return response
+        return ranged(request, response)
 
     def echo_weak_tag(
         self,
