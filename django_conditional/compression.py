@@ -10,8 +10,11 @@ only matches for requests that would get gzip.
 
 Byte ranges (RFC 9110 §14) of a response this middleware may compress are ranges of the coded
 bytes: it tells the ``ConditionalGetMiddleware`` inside to leave them to it, and serves them on the
-response it sends (``If-Range`` then compares the coded tag, ``"v3-gzip"``). A compressed streaming
-body is never ranged (its length is unknown). A 304 gets the ``Vary: Accept-Encoding`` its 200
+response it sends (``If-Range`` then compares the coded tag, ``"v3-gzip"``). Only a deterministic
+coding can be ranged: with Django's BREACH mitigation (``max_random_bytes``, 100 by default) two
+compressions of one body differ, so a compressed 200 is sent whole; a subclass with
+``max_random_bytes = 0`` serves ranges of the coded bytes. A compressed streaming body is never
+ranged (its length is unknown); identity responses (clients without ``Accept-Encoding: gzip``) are. A 304 gets the ``Vary: Accept-Encoding`` its 200
 gets (Django's middleware skips bodiless responses) when the 200 is known to be compressible.
 """
 
@@ -58,6 +61,7 @@ class GZipMiddleware(DjangoGZipMiddleware):
         self, request: HttpRequest, response: HttpResponseBase
     ) -> HttpResponseBase:
         etag = response.get("ETag")
+        coded_before = "Content-Encoding" in response.headers
         response = super().process_response(request, response)
         if response.status_code == 304 and getattr(
             response, VARY_CODING_ATTRIBUTE, False
@@ -70,4 +74,8 @@ class GZipMiddleware(DjangoGZipMiddleware):
             elif response.status_code == 304 and _client_holds_coded(request, coded):
                 # The client revalidated its gzip representation: confirm that one.
                 response.headers["ETag"] = coded
+        if self.max_random_bytes and not coded_before and "Content-Encoding" in response:
+            # BREACH mitigation pads every compressed body differently: a range of one would
+            # not continue a range of another, so the compressed 200 is sent whole.
+            return response
         return ranged(request, response)
