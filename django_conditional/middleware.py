@@ -217,7 +217,7 @@ class ConditionalGetMiddleware:
             and response.status_code == 200
             and not response.streaming
             and not response.content  # type: ignore[attr-defined]
-            and self.wants_etag(response)
+            and self.may_tag(response)
             and not self.skipped(request)
         )
 
@@ -233,12 +233,19 @@ class ConditionalGetMiddleware:
                     response.headers[name] = get_response.headers[name]
         release(get_response)
 
-    def wants_etag(self, response: HttpResponseBase) -> bool:
-        """Whether a 200 gets a content validator: no ``ETag`` or ``Last-Modified`` yet, no ``no-store``."""
+    def may_tag(self, response: HttpResponseBase) -> bool:
+        """Whether a 200 may get a content validator: no ``ETag`` or ``Last-Modified`` yet, no ``no-store``."""
         return not (
             "ETag" in response.headers
             or "Last-Modified" in response.headers
             or _no_store(response)
+        )
+
+    def wants_etag(self, response: HttpResponseBase) -> bool:
+        """Whether a 200 gets a content validator: ``may_tag``, and a body (Django leaves an empty
+        one untagged: a HEAD answered without a body would announce a tag its GET never has)."""
+        return self.may_tag(response) and (
+            response.streaming or bool(response.content)  # type: ignore[attr-defined]
         )
 
     def add_etag(self, response: HttpResponseBase) -> ETag | None:

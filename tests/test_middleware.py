@@ -143,8 +143,23 @@ def test_unknown_hash_is_improperly_configured():
     assert content_etag(b"x", "md5").tag == hashlib.md5(b"x").hexdigest()
 
 
-def test_empty_body_is_a_representation_too(http):
-    assert http("GET", "/empty/")["ETag"] == body_tag(b"")
+def test_empty_200_is_untagged_like_django(http):
+    # Django's ConditionalGetMiddleware leaves empty bodies untagged (a view answering HEAD with
+    # no body would otherwise announce a tag its GET never has); so does this one.
+    response = http("GET", "/empty/")
+    assert response.status_code == 200
+    assert "ETag" not in response
+    assert http("GET", "/empty/", {"If-None-Match": body_tag(b"")}).status_code == 200
+
+
+def test_empty_200_agrees_with_django(client):
+    from django.middleware.http import ConditionalGetMiddleware as DjangoMiddleware
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/empty/")
+    django_response = DjangoMiddleware(urls_middleware.empty)(request)
+    ours = client.get("/empty/")
+    assert ("ETag" in ours) == ("ETag" in django_response)
 
 
 def test_view_etag_is_kept_and_evaluated(http):
