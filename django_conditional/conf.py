@@ -200,9 +200,10 @@ class Settings:
 
     @property
     def PRECHECK_UNSAFE(self) -> bool:
-        """Opt-in: evaluate ``If-Match``/``If-Unmodified-Since`` of an unsafe request to an undecorated
-        page against a GET of the same URL run first (not atomic; versioned views are)."""
-        value: bool = _setting("PRECHECK_UNSAFE", False)
+        """Evaluate ``If-Match``, ``If-Unmodified-Since`` and ``If-None-Match`` of an unsafe request
+        to an undecorated page against a GET of the same URL run first (on by default: a client that
+        sends a precondition asks for it, §13.2.2; not atomic, versioned views are). False: off."""
+        value: bool = _setting("PRECHECK_UNSAFE", True)
         return value
 
     @property

@@ -10,10 +10,13 @@ What each page gets:
   built 2xx response: 304 (§15.4.5 headers and cookies kept), 412, and ``If-Range`` (a partial
   from a representation that no longer matches becomes the full 200).
 - Unsafe methods: the middleware runs after the view, so it cannot stop a write that already
-  happened. Two opt-in guards run *before* the view: the 428 policy
-  (``CONDITIONAL_REQUIRE_PRECONDITION``) and the GET-first check (``CONDITIONAL_PRECHECK_UNSAFE``),
-  which evaluates the preconditions against a GET of the same URL. The GET-first check is not
-  atomic (a write may land between the GET and the write); versioned views are.
+  happened. Two guards run *before* the view, after routing (a URL that routes nowhere is the 404
+  it would be, §13.2.1): the opt-in 428 policy (``CONDITIONAL_REQUIRE_PRECONDITION``) and the
+  GET-first check (``CONDITIONAL_PRECHECK_UNSAFE``, on by default), which evaluates the
+  preconditions of a request that carries any against a GET of the same URL, on pages whose view
+  does not evaluate them itself (decorated views, and class-based views with ``VersionedMixin``,
+  recognised through ``view_class``). The GET-first check is not atomic (a write may land between
+  the GET and the write); versioned views are.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
-from django.urls import Resolver404, resolve
+from django.urls import Resolver404, ResolverMatch, resolve
 
 from django_conditional.byteranges import ranged, release
 from django_conditional.conf import conf
@@ -54,6 +57,8 @@ from django_conditional.sources.content import get_hasher, response_etag
 from django_conditional.validators import ETag, Validators
 
 GetResponse = Callable[[HttpRequest], Any]
+_ROUTE = "_django_conditional_route"
+_UNRESOLVED = object()
 
 
 def _can_fail(conditions: Preconditions) -> bool:
@@ -69,6 +74,26 @@ def _no_store(response: HttpResponseBase) -> bool:
     cache_control = response.get("Cache-Control")
     return cache_control is not None and any(
         part.strip().lower() == "no-store" for part in cache_control.split(",")
+    )
+
+
+def _route(request: HttpRequest) -> ResolverMatch | None:
+    """The request's URL match (None: a 404), resolved once per request."""
+    found = request.__dict__.get(_ROUTE, _UNRESOLVED)
+    if found is _UNRESOLVED:
+        try:
+            found = resolve(request.path_info, getattr(request, "urlconf", None))
+        except Resolver404:
+            found = None
+        request.__dict__[_ROUTE] = found
+    return found  # type: ignore[no-any-return]
+
+
+def _guarded(view: Any) -> bool:
+    """Whether ``view`` evaluates preconditions itself: decorated, or a guarded class's ``as_view``."""
+    return bool(
+        getattr(view, GUARDED_VIEW_ATTRIBUTE, False)
+        or getattr(getattr(view, "view_class", None), GUARDED_VIEW_ATTRIBUTE, False)
     )
 
 
@@ -153,6 +178,8 @@ class ConditionalGetMiddleware:
             and conditions.if_match is None
             # §13.1.4: an invalid date is ignored, so it does not make the write conditional.
             and conditions.if_unmodified_since is None
+            # §13.2.1: after the normal request checks; a URL that routes nowhere is a 404.
+            and _route(request) is not None
         ):
             return precondition_required(request)
         return None
@@ -167,11 +194,8 @@ class ConditionalGetMiddleware:
             or self.skipped(request)
         ):
             return False
-        try:
-            match = resolve(request.path_info, getattr(request, "urlconf", None))
-        except Resolver404:
-            return False
-        return not getattr(match.func, GUARDED_VIEW_ATTRIBUTE, False)
+        match = _route(request)
+        return match is not None and not _guarded(match.func)
 
     def precheck(
         self, request: HttpRequest, current: HttpResponseBase

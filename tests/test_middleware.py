@@ -539,6 +539,7 @@ def test_precheck_skips_skipped_paths_and_unknown_urls(http):
     assert STATE["gets"] == 0
 
 
+@override_settings(CONDITIONAL_PRECHECK_UNSAFE=False)
 def test_without_precheck_a_stale_write_runs(http):
     response = http("PUT", "/resource/", {"If-Match": '"stale"'}, data="x")
     assert response.status_code == 200
