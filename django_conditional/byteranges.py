@@ -46,7 +46,11 @@ _BLOCK: Final = 64 * 1024
 
 def _file(response: HttpResponseBase) -> IO[bytes] | None:
     filelike = getattr(response, "file_to_stream", None)
-    if filelike is None or not hasattr(filelike, "seek") or not hasattr(filelike, "tell"):
+    if (
+        filelike is None
+        or not hasattr(filelike, "seek")
+        or not hasattr(filelike, "tell")
+    ):
         return None
     seekable = getattr(filelike, "seekable", None)
     if seekable is not None and not seekable():
@@ -109,9 +113,10 @@ def _in_memory(
     else:
         boundary = secrets.token_hex(16)
         parts = _parts(ranges, length, response.get("Content-Type", ""), boundary)
-        body = b"".join(
-            head + content[r.first : r.last + 1] for head, r in parts
-        ) + f"\r\n--{boundary}--\r\n".encode()
+        body = (
+            b"".join(head + content[r.first : r.last + 1] for head, r in parts)
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
         partial = HttpResponse(body, status=206)
         _copy_headers(response, partial, multipart=True)
         partial.headers["Content-Type"] = f"multipart/byteranges; boundary={boundary}"
@@ -130,7 +135,10 @@ def _read_range(filelike: IO[bytes], start: int, count: int) -> Iterator[bytes]:
 
 
 def _file_chunks(
-    filelike: IO[bytes], offset: int, plan: Sequence[tuple[bytes, ByteRange]], end: bytes
+    filelike: IO[bytes],
+    offset: int,
+    plan: Sequence[tuple[bytes, ByteRange]],
+    end: bytes,
 ) -> Iterator[bytes]:
     for head, byte_range in plan:
         if head:
@@ -143,12 +151,14 @@ def _file_chunks(
 async def _afile_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
     # Each block is read in a thread: an async server never blocks on the disk, and the file is
     # never read whole (Django would consume a sync iterator whole to serve it asynchronously).
-    done = object()
+    def step() -> bytes | None:
+        return next(chunks, None)
+
     while True:
-        chunk = await sync_to_async(next, thread_sensitive=False)(chunks, done)
-        if chunk is done:
+        chunk = await sync_to_async(step, thread_sensitive=False)()
+        if chunk is None:
             return
-        yield chunk  # type: ignore[misc]
+        yield chunk
 
 
 def _from_file(
@@ -159,7 +169,9 @@ def _from_file(
 ) -> StreamingHttpResponse:
     filelike = _file(response)
     assert filelike is not None
-    offset = filelike.tell()  # FileResponse serves the file from where it was handed over
+    offset = (
+        filelike.tell()
+    )  # FileResponse serves the file from where it was handed over
     multipart = len(ranges) > 1
     if multipart:
         boundary = secrets.token_hex(16)

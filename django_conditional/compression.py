@@ -74,7 +74,11 @@ class GZipMiddleware(DjangoGZipMiddleware):
             elif response.status_code == 304 and _client_holds_coded(request, coded):
                 # The client revalidated its gzip representation: confirm that one.
                 response.headers["ETag"] = coded
-        if self.max_random_bytes and not coded_before and "Content-Encoding" in response:
+        if (
+            self.max_random_bytes
+            and not coded_before
+            and "Content-Encoding" in response
+        ):
             # BREACH mitigation pads every compressed body differently: a range of one would
             # not continue a range of another, so the compressed 200 is sent whole.
             return response

@@ -31,7 +31,7 @@ from django.urls import Resolver404, ResolverMatch, resolve
 from django_conditional.byteranges import ranged, release
 from django_conditional.conf import conf
 from django_conditional.evaluation import evaluate_request, has_preconditions
-from django_conditional.flow import GUARDED_VIEW_ATTRIBUTE
+from django_conditional.flow import is_guarded
 from django_conditional.preconditions import (
     ANY,
     IGNORING_METHODS,
@@ -49,9 +49,9 @@ from django_conditional.request import (
 )
 from django_conditional.responses import (
     not_modified_like,
-    response_validators,
     precondition_failed,
     precondition_required,
+    response_validators,
 )
 from django_conditional.sources.content import get_hasher, response_etag
 from django_conditional.validators import ETag, Validators
@@ -87,14 +87,6 @@ def _route(request: HttpRequest) -> ResolverMatch | None:
             found = None
         request.__dict__[_ROUTE] = found
     return found  # type: ignore[no-any-return]
-
-
-def _guarded(view: Any) -> bool:
-    """Whether ``view`` evaluates preconditions itself: decorated, or a guarded class's ``as_view``."""
-    return bool(
-        getattr(view, GUARDED_VIEW_ATTRIBUTE, False)
-        or getattr(getattr(view, "view_class", None), GUARDED_VIEW_ATTRIBUTE, False)
-    )
 
 
 class ConditionalGetMiddleware:
@@ -195,7 +187,7 @@ class ConditionalGetMiddleware:
         ):
             return False
         match = _route(request)
-        return match is not None and not _guarded(match.func)
+        return match is not None and not is_guarded(match.func)
 
     def precheck(
         self, request: HttpRequest, current: HttpResponseBase

@@ -159,7 +159,9 @@ def decide(
     specs = parse_ranges(value, max_ranges)
     if specs is None:
         return FULL
-    ranges = [r for r in (_satisfiable(spec, length) for spec in specs) if r is not None]
+    ranges = [
+        r for r in (_satisfiable(spec, length) for spec in specs) if r is not None
+    ]
     if not ranges:
         return UNSATISFIABLE
     if _overlapping(ranges) > max_overlapping:

@@ -73,7 +73,7 @@ def parts(response: Any, body: bytes | None = None) -> list[tuple[str, str, byte
     raw = f"Content-Type: {response['Content-Type']}\r\n\r\n".encode() + (
         body_of(response) if body is None else body
     )
-    message = email.parser.BytesParser().parsebytes(raw)
+    message: Any = email.parser.BytesParser().parsebytes(raw)
     assert message.is_multipart()
     return [
         (part["Content-Type"], part["Content-Range"], part.get_payload(decode=True))
@@ -200,7 +200,9 @@ def test_if_range_with_the_current_strong_tag_gets_the_range(http):
     assert response.status_code == 206
 
 
-@pytest.mark.parametrize("if_range", ['"stale"', "W/{tag}", "Sat, 01 Jan 2022 00:00:00 GMT"])
+@pytest.mark.parametrize(
+    "if_range", ['"stale"', "W/{tag}", "Sat, 01 Jan 2022 00:00:00 GMT"]
+)
 def test_if_range_that_does_not_hold_gets_the_full_200(http, if_range):
     tag = http("GET", "/page/")["ETag"]
     value = if_range.format(tag=tag)
@@ -211,10 +213,14 @@ def test_if_range_that_does_not_hold_gets_the_full_200(http, if_range):
 
 def test_if_range_with_the_exact_last_modified_gets_the_range(http):
     date = "Sat, 01 Jan 2022 00:00:00 GMT"
-    exact = http("GET", "/with-last-modified/", {"Range": "bytes=0-9", "If-Range": date})
+    exact = http(
+        "GET", "/with-last-modified/", {"Range": "bytes=0-9", "If-Range": date}
+    )
     assert exact.status_code == 206
     other = "Sat, 01 Jan 2022 00:00:01 GMT"
-    later = http("GET", "/with-last-modified/", {"Range": "bytes=0-9", "If-Range": other})
+    later = http(
+        "GET", "/with-last-modified/", {"Range": "bytes=0-9", "If-Range": other}
+    )
     assert later.status_code == 200
 
 
@@ -335,7 +341,9 @@ def test_deterministic_compression_ranges_the_coded_bytes(http):
         assert gzip.decompress(coded[:10] + partial.content) == BODY
         # The identity tag does not name the coded bytes: the full (coded) 200.
         identity = tag.removesuffix('-gzip"') + '"'
-        whole = http("GET", "/page/", {"Range": "bytes=10-", "If-Range": identity, **GZ})
+        whole = http(
+            "GET", "/page/", {"Range": "bytes=10-", "If-Range": identity, **GZ}
+        )
         assert whole.status_code == 200
 
 

@@ -85,7 +85,7 @@ def later(monkeypatch: pytest.MonkeyPatch) -> Any:
 
     def move(seconds: float) -> None:
         now = time.time() + seconds
-        monkeypatch.setattr(remembered.time, "time", lambda: now)
+        monkeypatch.setattr(time, "time", lambda: now)
 
     return move
 

@@ -136,7 +136,9 @@ def test_served_ranges_are_slices_of_the_body(
     answer = decide(value, len(body))
     if answer.decision is not Decision.PARTIAL:
         return
-    for byte_range, (first, last) in zip(answer.ranges, _satisfiable(specs, len(body))):
+    for byte_range, (first, last) in zip(
+        answer.ranges, _satisfiable(specs, len(body)), strict=True
+    ):
         assert (byte_range.first, byte_range.last) == (first, last)
         assert 0 <= byte_range.first <= byte_range.last < len(body)
     served = b"".join(body[r.first : r.last + 1] for r in answer.ranges)

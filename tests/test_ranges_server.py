@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,9 +97,7 @@ def test_curl_range(served):
     assert several.headers["content-type"].startswith("multipart/byteranges")
 
 
-def test_curl_resumes_a_large_file_byte_identical_in_bounded_memory(
-    served, tmp_path
-):
+def test_curl_resumes_a_large_file_byte_identical_in_bounded_memory(served, tmp_path):
     workers = child_pids(served.master)
     assert workers
     # Warm both workers up (the first request imports and builds what every request uses).
@@ -150,7 +149,9 @@ def test_raw_single_range(served):
 
 
 def test_raw_first_byte(served):
-    reply = exchange(served.port, build("GET", "/download/", [(b"Range", b"bytes=0-0")]))
+    reply = exchange(
+        served.port, build("GET", "/download/", [(b"Range", b"bytes=0-0")])
+    )
     assert reply.status == 206
     with served.data.open("rb") as source:
         assert reply.body == source.read(1)
@@ -163,7 +164,7 @@ def test_raw_multipart(served):
     )
     assert reply.status == 206
     assert len(reply.body) == int(reply.headers["content-length"])
-    message = email.parser.BytesParser().parsebytes(
+    message: Any = email.parser.BytesParser().parsebytes(
         f"Content-Type: {reply.headers['content-type']}\r\n\r\n".encode() + reply.body
     )
     with served.data.open("rb") as source:
@@ -187,7 +188,9 @@ def test_raw_if_range(served):
         build("GET", "/download/", [(b"Range", b"bytes=0-9"), (b"If-Range", tag)]),
     )
     assert current.status == 206
-    stale = build("GET", "/download/", [(b"Range", b"bytes=0-9"), (b"If-Range", b'"old"')])
+    stale = build(
+        "GET", "/download/", [(b"Range", b"bytes=0-9"), (b"If-Range", b'"old"')]
+    )
     reply = exchange(served.port, stale, timeout=60)
     assert reply.status == 200
     assert len(reply.body) == SIZE

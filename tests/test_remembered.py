@@ -44,7 +44,7 @@ def test_tokens() -> None:
         ("*", None),
         ("garbage", None),
         ('"a"', "ea"),
-        ('W/"a", "b"', "ea"),
+        ('W/"a", "b"', "eb"),
         ('"a-gzip"', "ea"),
     ],
 )

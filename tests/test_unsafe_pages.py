@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from django_conditional.middleware import _guarded
+from django_conditional.flow import is_guarded
 from tests.testapp.views import ArticleUpdate
 from tests.urls_middleware import STATE
 
@@ -40,7 +40,9 @@ def test_a_failing_precondition_stops_the_write_by_default(
 
 
 @pytest.mark.urls("tests.urls_middleware")
-def test_if_unmodified_since_before_the_last_change_stops_the_write(client: Any) -> None:
+def test_if_unmodified_since_before_the_last_change_stops_the_write(
+    client: Any,
+) -> None:
     response = client.put(
         "/with-last-modified/",
         "x",
@@ -66,7 +68,7 @@ def test_the_setting_turns_it_off(client: Any) -> None:
 
 
 def test_a_versioned_class_based_view_is_recognised_as_guarded() -> None:
-    assert _guarded(ArticleUpdate.as_view())
+    assert is_guarded(ArticleUpdate.as_view())
 
 
 @pytest.mark.django_db
