@@ -200,9 +200,10 @@ class Settings:
 
     @property
     def PRECHECK_UNSAFE(self) -> bool:
-        """Opt-in: evaluate ``If-Match``/``If-Unmodified-Since`` of an unsafe request to an undecorated
-        page against a GET of the same URL run first (not atomic; versioned views are)."""
-        value: bool = _setting("PRECHECK_UNSAFE", False)
+        """Evaluate ``If-Match``, ``If-Unmodified-Since`` and ``If-None-Match`` of an unsafe request
+        to an undecorated page against a GET of the same URL run first (on by default: a client that
+        sends a precondition asks for it, §13.2.2; not atomic, versioned views are). False: off."""
+        value: bool = _setting("PRECHECK_UNSAFE", True)
         return value
 
     @property
@@ -231,6 +232,13 @@ class Settings:
         one from the ``CONDITIONAL_DEPLOY_SALT`` environment variable, else from the code and templates."""
         value: str | None = _setting("DEPLOY_SALT", None)
         return value
+
+    @property
+    def STOCK_GZIP(self) -> bool:
+        """Whether Django's own ``GZipMiddleware`` is in ``MIDDLEWARE`` (it compresses a 206 as if
+        it were the whole body, so the middleware serves no range to clients it would compress for)."""
+        middleware = getattr(settings, "MIDDLEWARE", None) or ()
+        return "django.middleware.gzip.GZipMiddleware" in middleware
 
 
 conf = Settings()

@@ -162,6 +162,14 @@ def _after(
     return None
 
 
+def is_guarded(view: Any) -> bool:
+    """Whether ``view`` evaluates preconditions itself: decorated, or a guarded class's ``as_view``."""
+    return bool(
+        getattr(view, GUARDED_VIEW_ATTRIBUTE, False)
+        or getattr(getattr(view, "view_class", None), GUARDED_VIEW_ATTRIBUTE, False)
+    )
+
+
 def _guarded(wrapper: Any) -> Any:
     wrapper.conditional_guarded = True
     return wrapper
@@ -219,4 +227,11 @@ def conditional_view(
     return cast(View, _guarded(wraps(view)(_view)))
 
 
-__all__ = ["Resolved", "ValidatorSource", "acall", "call", "conditional_view"]
+__all__ = [
+    "Resolved",
+    "ValidatorSource",
+    "acall",
+    "call",
+    "conditional_view",
+    "is_guarded",
+]

@@ -10,10 +10,13 @@ What each page gets:
   built 2xx response: 304 (§15.4.5 headers and cookies kept), 412, and ``If-Range`` (a partial
   from a representation that no longer matches becomes the full 200).
 - Unsafe methods: the middleware runs after the view, so it cannot stop a write that already
-  happened. Two opt-in guards run *before* the view: the 428 policy
-  (``CONDITIONAL_REQUIRE_PRECONDITION``) and the GET-first check (``CONDITIONAL_PRECHECK_UNSAFE``),
-  which evaluates the preconditions against a GET of the same URL. The GET-first check is not
-  atomic (a write may land between the GET and the write); versioned views are.
+  happened. Two guards run *before* the view, after routing (a URL that routes nowhere is the 404
+  it would be, §13.2.1): the opt-in 428 policy (``CONDITIONAL_REQUIRE_PRECONDITION``) and the
+  GET-first check (``CONDITIONAL_PRECHECK_UNSAFE``, on by default), which evaluates the
+  preconditions of a request that carries any against a GET of the same URL, on pages whose view
+  does not evaluate them itself (decorated views, and class-based views with ``VersionedMixin``,
+  recognised through ``view_class``). The GET-first check is not atomic (a write may land between
+  the GET and the write); versioned views are.
 """
 
 from __future__ import annotations
@@ -23,12 +26,12 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
-from django.urls import Resolver404, resolve
+from django.urls import Resolver404, ResolverMatch, resolve
 
+from django_conditional.byteranges import ranged, release
 from django_conditional.conf import conf
 from django_conditional.evaluation import evaluate_request, has_preconditions
-from django_conditional.flow import GUARDED_VIEW_ATTRIBUTE
-from django_conditional.httpdate import parse_http_date
+from django_conditional.flow import is_guarded
 from django_conditional.preconditions import (
     ANY,
     IGNORING_METHODS,
@@ -36,17 +39,26 @@ from django_conditional.preconditions import (
     Evaluation,
     Outcome,
     Preconditions,
+    accepts_coding,
 )
-from django_conditional.request import get_twin, preconditions, without_range
+from django_conditional.request import (
+    get_twin,
+    preconditions,
+    ranges_deferred,
+    without_range,
+)
 from django_conditional.responses import (
     not_modified_like,
     precondition_failed,
     precondition_required,
+    response_validators,
 )
 from django_conditional.sources.content import get_hasher, response_etag
 from django_conditional.validators import ETag, Validators
 
 GetResponse = Callable[[HttpRequest], Any]
+_ROUTE = "_django_conditional_route"
+_UNRESOLVED = object()
 
 
 def _can_fail(conditions: Preconditions) -> bool:
@@ -58,24 +70,6 @@ def _can_fail(conditions: Preconditions) -> bool:
     )
 
 
-def response_validators(
-    response: HttpResponseBase, etag: ETag | None = None
-) -> Validators:
-    """The validators a built 2xx response carries; it exists, whatever it carries (§13.1.1).
-
-    ``etag`` is the response's ETag when the caller just made it (saves parsing it back).
-    """
-    if etag is None:
-        header = response.get("ETag")
-        etag = ETag.from_header_value(header) if header else None
-    last_modified = response.get("Last-Modified")
-    return Validators(
-        etag,
-        parse_http_date(last_modified) if last_modified else None,
-        exists=True,
-    )
-
-
 def _no_store(response: HttpResponseBase) -> bool:
     cache_control = response.get("Cache-Control")
     return cache_control is not None and any(
@@ -83,18 +77,16 @@ def _no_store(response: HttpResponseBase) -> bool:
     )
 
 
-def _release(response: HttpResponseBase) -> None:
-    """Close what a replaced response holds (its file, its iterator).
-
-    Not ``response.close()``: that also sends ``request_finished`` (closing database
-    connections) for a request that is still being answered.
-    """
-    closers = getattr(response, "_resource_closers", None)
-    if not closers:
-        return
-    for closer in closers:
-        closer()
-    closers.clear()
+def _route(request: HttpRequest) -> ResolverMatch | None:
+    """The request's URL match (None: a 404), resolved once per request."""
+    found = request.__dict__.get(_ROUTE, _UNRESOLVED)
+    if found is _UNRESOLVED:
+        try:
+            found = resolve(request.path_info, getattr(request, "urlconf", None))
+        except Resolver404:
+            found = None
+        request.__dict__[_ROUTE] = found
+    return found  # type: ignore[no-any-return]
 
 
 class ConditionalGetMiddleware:
@@ -110,6 +102,7 @@ class ConditionalGetMiddleware:
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
         self.async_mode = iscoroutinefunction(get_response)
+        self.stock_gzip = conf.STOCK_GZIP
         if self.async_mode:
             # Mark the instance as a coroutine function; the switch happens in __call__.
             markcoroutinefunction(self)
@@ -127,7 +120,7 @@ class ConditionalGetMiddleware:
         response: HttpResponseBase = self.get_response(request)
         full = self.full_request(request, response)
         if full is not None:
-            _release(response)
+            release(response)
             response = self.get_response(full)
         if self.head_needs_get(request, response):
             self.copy_get_validators(response, self.get_response(get_twin(request)))
@@ -148,7 +141,7 @@ class ConditionalGetMiddleware:
         response = await get_response(request)
         full = self.full_request(request, response)
         if full is not None:
-            _release(response)
+            release(response)
             response = await get_response(full)
         if self.head_needs_get(request, response):
             self.copy_get_validators(response, await get_response(get_twin(request)))
@@ -177,6 +170,8 @@ class ConditionalGetMiddleware:
             and conditions.if_match is None
             # §13.1.4: an invalid date is ignored, so it does not make the write conditional.
             and conditions.if_unmodified_since is None
+            # §13.2.1: after the normal request checks; a URL that routes nowhere is a 404.
+            and _route(request) is not None
         ):
             return precondition_required(request)
         return None
@@ -191,11 +186,8 @@ class ConditionalGetMiddleware:
             or self.skipped(request)
         ):
             return False
-        try:
-            match = resolve(request.path_info, getattr(request, "urlconf", None))
-        except Resolver404:
-            return False
-        return not getattr(match.func, GUARDED_VIEW_ATTRIBUTE, False)
+        match = _route(request)
+        return match is not None and not is_guarded(match.func)
 
     def precheck(
         self, request: HttpRequest, current: HttpResponseBase
@@ -206,13 +198,13 @@ class ConditionalGetMiddleware:
         own response decides (§13.2.1), so it runs.
         """
         if not 200 <= current.status_code < 300:
-            _release(current)
+            release(current)
             return None
         etag = None
         if current.status_code == 200 and self.wants_etag(current):
             etag = self.add_etag(current)
         validators = response_validators(current, etag)
-        _release(current)
+        release(current)
         evaluation = evaluate_request(request, validators)
         if evaluation.outcome is Outcome.PRECONDITION_FAILED:
             return precondition_failed(request, evaluation.decided_by, validators)
@@ -241,7 +233,7 @@ class ConditionalGetMiddleware:
             and response.status_code == 200
             and not response.streaming
             and not response.content  # type: ignore[attr-defined]
-            and self.wants_etag(response)
+            and self.may_tag(response)
             and not self.skipped(request)
         )
 
@@ -255,14 +247,21 @@ class ConditionalGetMiddleware:
             for name in ("ETag", "Last-Modified"):
                 if name in get_response.headers:
                     response.headers[name] = get_response.headers[name]
-        _release(get_response)
+        release(get_response)
 
-    def wants_etag(self, response: HttpResponseBase) -> bool:
-        """Whether a 200 gets a content validator: no ``ETag`` or ``Last-Modified`` yet, no ``no-store``."""
+    def may_tag(self, response: HttpResponseBase) -> bool:
+        """Whether a 200 may get a content validator: no ``ETag`` or ``Last-Modified`` yet, no ``no-store``."""
         return not (
             "ETag" in response.headers
             or "Last-Modified" in response.headers
             or _no_store(response)
+        )
+
+    def wants_etag(self, response: HttpResponseBase) -> bool:
+        """Whether a 200 gets a content validator: ``may_tag``, and a body (Django leaves an empty
+        one untagged: a HEAD answered without a body would announce a tag its GET never has)."""
+        return self.may_tag(response) and (
+            response.streaming or bool(response.content)  # type: ignore[attr-defined]
         )
 
     def add_etag(self, response: HttpResponseBase) -> ETag | None:
@@ -282,19 +281,40 @@ class ConditionalGetMiddleware:
         etag = None
         if tag and status == 200 and self.wants_etag(response):
             etag = self.add_etag(response)
-        if not 200 <= status < 300 or not has_preconditions(request):
+        if not 200 <= status < 300:
             return response
-        validators = response_validators(response, etag)
-        evaluation = evaluate_request(request, validators)
-        if evaluation.outcome is Outcome.NOT_MODIFIED:
-            not_modified = not_modified_like(response)
-            _release(response)
-            self.echo_weak_tag(request, evaluation, validators, not_modified)
-            return not_modified
-        if evaluation.outcome is Outcome.PRECONDITION_FAILED:
-            _release(response)
-            return precondition_failed(request, evaluation.decided_by, validators)
-        return response
+        if has_preconditions(request):
+            validators = response_validators(response, etag)
+            evaluation = evaluate_request(request, validators)
+            if evaluation.outcome is Outcome.NOT_MODIFIED:
+                not_modified = not_modified_like(response)
+                release(response)
+                self.echo_weak_tag(request, evaluation, validators, not_modified)
+                return not_modified
+            if evaluation.outcome is Outcome.PRECONDITION_FAILED:
+                release(response)
+                return precondition_failed(request, evaluation.decided_by, validators)
+        return self.serve_ranges(request, response)
+
+    def serve_ranges(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        """206/416 for a GET with ``Range`` (§14), after the preconditions held.
+
+        Left to the compressor outside when there is one of ours (ranges of the coded bytes,
+        ``compression``); not served when Django's own ``GZipMiddleware`` would compress the
+        answer, since it would compress a 206 as if it were the whole body.
+        """
+        if ranges_deferred(request) or (
+            self.stock_gzip
+            and accepts_coding(
+                preconditions(request).accept_encoding,
+                "gzip",
+                preconditions(request).max_members,
+            )
+        ):
+            return response
+        return ranged(request, response)
 
     def echo_weak_tag(
         self,

@@ -50,6 +50,8 @@ class VersionedMixin(_Base):
     ``version_resources``.
     """
 
+    # The middleware's GET-first check has nothing to add (``as_view().view_class`` carries it).
+    conditional_guarded: ClassVar[bool] = True
     version_resources: ClassVar[Sequence[Resource | Callable[..., Any]] | None] = None
     version_vary: ClassVar[Sequence[str]] = ("Accept", "Accept-Language")
     version_per_user: ClassVar[bool] = False

@@ -50,6 +50,7 @@ __all__ = [
     "accepts_coding",
     "decoded_tag",
     "evaluate",
+    "if_range_holds",
     "parse_entity_tags",
 ]
 
@@ -333,8 +334,17 @@ def evaluate(
         return Evaluation(Outcome.NOT_MODIFIED, "If-Modified-Since")
 
     # Step 5: If-Range, for GET with Range only.
-    if method == "GET" and conditions.range is not None and conditions.has_if_range:
-        moment = now if now is not None else datetime.now(timezone.utc)
-        if not _if_range_passes(conditions, validators, moment):
-            return Evaluation(Outcome.PROCEED, "If-Range", range_allowed=False)
+    if method == "GET" and not if_range_holds(conditions, validators, now):
+        return Evaluation(Outcome.PROCEED, "If-Range", range_allowed=False)
     return PROCEED
+
+
+def if_range_holds(
+    conditions: Preconditions, validators: Validators, now: datetime | None = None
+) -> bool:
+    """Whether a ``Range`` of a GET may be honoured as far as ``If-Range`` goes (§13.1.5):
+    true without Range or If-Range, else the strong match of the tag or the exact date."""
+    if conditions.range is None or not conditions.has_if_range:
+        return True
+    moment = now if now is not None else datetime.now(timezone.utc)
+    return _if_range_passes(conditions, validators, moment)

@@ -2,8 +2,11 @@
 
 RFC 9110 §15.4.5 wants a 304 to carry the ``Cache-Control``, ``Content-Location``, ``Expires`` and
 ``Vary`` that the 200 would carry. A decorator that answers before the view runs cannot see them, so
-each 200 records them (per view and URL) and the next 304 reads them back. ``Expires`` is kept as an
-offset from the response's ``Date`` and recomputed, so it never goes back in time.
+each 200 records them (per host, view and URL, and representation) and the next 304 reads them
+back. An ``Expires`` that is ``Date`` (or now) plus ``max-age`` is relative: it is kept as an offset
+and recomputed, so it never goes back in time; any other ``Expires`` is absolute and kept as sent.
+An unchanged 200 writes with ``add`` (a no-op while the entry is there), so the headers are written
+again by the next 200 after any loss (eviction, flush).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from django_conditional.conf import conf
 from django_conditional.httpdate import format_http_date, parse_http_date
 from django_conditional.preconditions import ANY, CONTENT_CODINGS, decoded_tag
 from django_conditional.request import preconditions
+from django_conditional.responses import VARY_CODING, compressible
 from django_conditional.validators import Validators
 
 logger = logging.getLogger(__name__)
@@ -40,9 +44,12 @@ def headers_key(view_id: str, request: HttpRequest, token: str) -> str:
     """
     # The path and query as the request spelled them (``get_full_path`` would re-quote them):
     # two spellings of one URL only keep two copies of the same headers.
-    query = request.META.get("QUERY_STRING", "")
+    meta = request.META
+    query = meta.get("QUERY_STRING", "")
+    # The host as the client named it: one allowed host never sets another's headers.
+    host = str(meta.get("HTTP_HOST") or meta.get("SERVER_NAME", "")).lower()
     digest = hashlib.md5(
-        f"{view_id}\n{request.path}\n{query}\n{token}".encode(
+        f"{host}\n{view_id}\n{request.path}\n{query}\n{token}".encode(
             "utf-8", "surrogateescape"
         ),
         usedforsecurity=False,
@@ -60,16 +67,18 @@ def validator_token(validators: Validators) -> str:
 
 
 def request_token(request: HttpRequest) -> str | None:
-    """The token of the representation a revalidating client holds (its first ``If-None-Match`` tag).
+    """The token of the representation a revalidating client holds (its last ``If-None-Match`` tag).
 
-    Lets a caller fetch remembered headers before it knows the current validators; on a 304 the
-    client's tag is the current one. A content-coding suffix (``"v3-gzip"``) is set aside, as the
-    headers are remembered before compression.
+    Lets a caller fetch remembered headers before it knows the current validators; on a 304 one of
+    the client's tags is the current one, most often the last (a cache holding two versions sends
+    ``"old", "current"``). The caller checks it against the current validators (``token_of``) and
+    loads by the matching one when it guessed wrong. A content-coding suffix (``"v3-gzip"``) is set
+    aside, as the headers are remembered before compression.
     """
     tags = preconditions(request).if_none_match
     if tags is None or tags == ANY or not tags:
         return None
-    tag = tags[0]
+    tag = tags[-1]
     return f"e{(decoded_tag(tag, CONTENT_CODINGS) or tag).tag}"
 
 
@@ -87,20 +96,37 @@ def to_remember(response: HttpResponseBase) -> dict[str, object]:
         if name in response.headers
     }
     if "Expires" in response.headers:
-        expires = parse_http_date(response.headers["Expires"])
-        base = (
-            parse_http_date(response.headers.get("Date"))
-            if "Date" in response.headers
-            else None
-        )
-        if expires is not None:
-            memo[_EXPIRES_OFFSET] = expires.timestamp() - (
-                base.timestamp() if base else time.time()
-            )
+        offset = _relative_expires(response)
+        if offset is not None:
+            memo[_EXPIRES_OFFSET] = offset
         else:
-            # §5.3 of RFC 9111: an invalid Expires means "already expired"; keep it as it was.
+            # Absolute, or invalid (RFC 9111 §5.3: "already expired"): kept as it was sent.
             memo["Expires"] = response.headers["Expires"]
+    if compressible(response):
+        memo[VARY_CODING] = "1"
     return memo
+
+
+def _max_age(cache_control: str) -> int | None:
+    for directive in cache_control.split(","):
+        name, _, value = directive.strip().partition("=")
+        if name.lower() == "max-age" and value.strip('"').isdigit():
+            return int(value.strip('"'))
+    return None
+
+
+def _relative_expires(response: HttpResponseBase) -> float | None:
+    """``Expires`` as an offset from the response's date, when it is that date plus ``max-age``
+    (as ``patch_response_headers`` and ``cache_page`` write it); None when it is absolute."""
+    expires = parse_http_date(response.headers["Expires"])
+    max_age = _max_age(response.get("Cache-Control", ""))
+    if expires is None or max_age is None:
+        return None
+    date = parse_http_date(response.get("Date")) if "Date" in response.headers else None
+    base = date.timestamp() if date is not None else time.time()
+    offset = expires.timestamp() - base
+    # The response's date and Expires are written in whole seconds, maybe a second apart.
+    return float(max_age) if abs(offset - max_age) <= 2 else None
 
 
 def from_cache(memo: Any, key: str | None = None) -> dict[str, str]:
@@ -119,43 +145,47 @@ def from_cache(memo: Any, key: str | None = None) -> dict[str, str]:
     return headers
 
 
-def _needs_write(key: str, memo: dict[str, object]) -> bool:
+def _changed(key: str, memo: dict[str, object]) -> bool:
+    """Whether ``memo`` differs from what this worker last wrote at ``key`` (then ``set``, else
+    ``add``: a no-op while the entry is there, a rewrite after a loss)."""
     now = time.monotonic()
     previous = _last_written.get(key)
-    # Offsets jitter by milliseconds between responses; compare them rounded.
-    comparable = {k: round(v) if isinstance(v, float) else v for k, v in memo.items()}
-    if (
-        previous is not None
-        and previous[0] == comparable
-        and now - previous[1] < conf.REMEMBER_HEADERS_TIMEOUT / 2
-    ):
+    if previous is not None and previous[0] == memo:
         return False
     if len(_last_written) >= _LAST_WRITTEN_MAX:
         _last_written.clear()
-    _last_written[key] = (comparable, now)
+    _last_written[key] = (dict(memo), now)
     return True
 
 
 def remember(key: str, response: HttpResponseBase) -> None:
     memo = to_remember(response)
-    if memo and _needs_write(key, memo):
-        try:
-            caches[conf.CACHE_ALIAS].set(key, memo, conf.REMEMBER_HEADERS_TIMEOUT)
-        except Exception:  # the cache is an optimisation: never fail a response for it
-            _last_written.pop(key, None)
-            logger.warning("Could not remember headers in the cache", exc_info=True)
+    if not memo:
+        return
+    cache = caches[conf.CACHE_ALIAS]
+    try:
+        if _changed(key, memo):
+            cache.set(key, memo, conf.REMEMBER_HEADERS_TIMEOUT)
+        else:
+            cache.add(key, memo, conf.REMEMBER_HEADERS_TIMEOUT)
+    except Exception:  # the cache is an optimisation: never fail a response for it
+        _last_written.pop(key, None)
+        logger.warning("Could not remember headers in the cache", exc_info=True)
 
 
 async def aremember(key: str, response: HttpResponseBase) -> None:
     memo = to_remember(response)
-    if memo and _needs_write(key, memo):
-        try:
-            await caches[conf.CACHE_ALIAS].aset(
-                key, memo, conf.REMEMBER_HEADERS_TIMEOUT
-            )
-        except Exception:
-            _last_written.pop(key, None)
-            logger.warning("Could not remember headers in the cache", exc_info=True)
+    if not memo:
+        return
+    cache = caches[conf.CACHE_ALIAS]
+    try:
+        if _changed(key, memo):
+            await cache.aset(key, memo, conf.REMEMBER_HEADERS_TIMEOUT)
+        else:
+            await cache.aadd(key, memo, conf.REMEMBER_HEADERS_TIMEOUT)
+    except Exception:
+        _last_written.pop(key, None)
+        logger.warning("Could not remember headers in the cache", exc_info=True)
 
 
 def recall(key: str) -> dict[str, str]:

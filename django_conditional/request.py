@@ -18,9 +18,17 @@ from django.http import HttpRequest
 from django_conditional.conf import conf
 from django_conditional.preconditions import ConditionalHeaders, Preconditions
 
-__all__ = ["preconditions", "without_range", "forget", "get_twin"]
+__all__ = [
+    "preconditions",
+    "without_range",
+    "forget",
+    "get_twin",
+    "defer_ranges",
+    "ranges_deferred",
+]
 
 _ATTRIBUTE: Final = "_django_conditional_preconditions"
+_RANGES_OUTSIDE: Final = "_django_conditional_ranges_outside"
 
 
 def _parse(request: HttpRequest) -> Preconditions:
@@ -83,3 +91,12 @@ def get_twin(request: HttpRequest) -> HttpRequest:
     twin._stream = io.BytesIO(b"")
     twin._read_started = False  # type: ignore[attr-defined]
     return twin
+
+
+def defer_ranges(request: HttpRequest) -> None:
+    """Say that ranges of this request are served further out (by the compressor, on coded bytes)."""
+    request.__dict__[_RANGES_OUTSIDE] = True
+
+
+def ranges_deferred(request: HttpRequest) -> bool:
+    return bool(request.__dict__.get(_RANGES_OUTSIDE, False))

@@ -19,8 +19,8 @@ from django.http import (
 from django.http.response import ResponseHeaders
 from django.utils.translation import gettext as _
 
-from django_conditional.httpdate import format_http_date
-from django_conditional.validators import Validators
+from django_conditional.httpdate import format_http_date, parse_http_date
+from django_conditional.validators import ETag, Validators
 
 # §15.4.5: what a 304 carries of what the 200 would have carried.
 NOT_MODIFIED_HEADERS: Final = (
@@ -32,6 +32,13 @@ NOT_MODIFIED_HEADERS: Final = (
     "Vary",
     "Last-Modified",
 )
+# Set on a 304 whose 200 a compressor varies on Accept-Encoding (a body of at least
+# ``COMPRESSIBLE_LENGTH`` bytes or a streaming one, no Content-Encoding): ``compression`` then gives
+# the 304 the 200's ``Vary: Accept-Encoding`` (§15.4.5). Remembered headers carry it as the
+# pseudo-header ``VARY_CODING`` (never sent).
+VARY_CODING_ATTRIBUTE: Final = "conditional_vary_coding"
+VARY_CODING: Final = ":vary-coding"
+COMPRESSIBLE_LENGTH: Final = 200
 PROBLEM_JSON: Final = "application/problem+json"
 _SPEC: Final = "https://www.rfc-editor.org/rfc/rfc9110"
 _PRECONDITION_SECTIONS: Final = {
@@ -64,6 +71,15 @@ class NotModified(HttpResponseNotModified):
                 self.headers[name] = headers[name]
         if cookies:
             self.cookies = cookies
+        if headers is not None and headers.get(VARY_CODING):
+            setattr(self, VARY_CODING_ATTRIBUTE, True)
+
+
+def compressible(response: HttpResponseBase) -> bool:
+    """Whether a compressor would vary ``response`` on Accept-Encoding (Django's GZip rule)."""
+    if "Content-Encoding" in response.headers:
+        return False
+    return response.streaming or len(response.content) >= COMPRESSIBLE_LENGTH  # type: ignore[attr-defined]
 
 
 def validator_headers(validators: Validators) -> dict[str, str]:
@@ -76,9 +92,34 @@ def validator_headers(validators: Validators) -> dict[str, str]:
     return headers
 
 
+def response_validators(
+    response: HttpResponseBase, etag: ETag | None = None
+) -> Validators:
+    """The validators a built 2xx response carries; it exists, whatever it carries (§13.1.1).
+
+    ``etag`` is the response's ETag when the caller just made it (saves parsing it back).
+    """
+    if etag is None:
+        header = response.get("ETag")
+        etag = ETag.from_header_value(header) if header else None
+    last_modified = response.get("Last-Modified")
+    return Validators(
+        etag,
+        parse_http_date(last_modified) if last_modified else None,
+        exists=True,
+    )
+
+
 def not_modified_like(response: HttpResponseBase) -> NotModified:
     """The 304 for a request whose full response (``response``) was already built."""
-    return NotModified(response.headers, response.cookies)
+    headers = {
+        name: response.headers[name]
+        for name in NOT_MODIFIED_HEADERS
+        if name in response.headers
+    }
+    if compressible(response):
+        headers[VARY_CODING] = "1"
+    return NotModified(headers, response.cookies)
 
 
 def _wants_text(request: HttpRequest) -> bool:

@@ -177,13 +177,20 @@ class VersionedSource(ValidatorSource):
         return Resolved(Validators(None, None, exists=True), None, self.default_headers)
 
     def _resolved(
-        self, validators: Validators, headers_key: str | None, cached: object
+        self,
+        request: HttpRequest,
+        validators: Validators,
+        headers_key: str | None,
+        cached: object,
     ) -> Resolved:
-        # Without a client tag the remembered headers were not fetched with the versions: a 304
-        # (to If-Modified-Since) loads them by the current validators.
-        found = (
-            None if headers_key is None else remembered.from_cache(cached, headers_key)
-        )
+        # Without a client tag the remembered headers were not fetched with the versions, and
+        # when the tag fetched by is not the current one (``"current", "old"``) they are another
+        # representation's: a 304 then loads them by the current validators.
+        if headers_key is None or remembered.request_token(
+            request
+        ) != remembered.validator_token(validators):
+            return Resolved(validators, None, self.default_headers)
+        found = remembered.from_cache(cached, headers_key)
         return Resolved(validators, found, self.default_headers)
 
     def resolve(self, request: HttpRequest, args: Args, kwargs: Kwargs) -> Resolved:
@@ -196,7 +203,7 @@ class VersionedSource(ValidatorSource):
         user = user_id(request) if self.per_user else None
         modified = call(self.last_modified, request, args, kwargs)
         validators = self.validators(snapshot.versions, request, user, modified)
-        return self._resolved(validators, headers_key, snapshot.extra)
+        return self._resolved(request, validators, headers_key, snapshot.extra)
 
     async def aresolve(
         self, request: HttpRequest, args: Args, kwargs: Kwargs
@@ -210,7 +217,7 @@ class VersionedSource(ValidatorSource):
         user = await auser_id(request) if self.per_user else None
         modified = await acall(self.last_modified, request, args, kwargs)
         validators = self.validators(snapshot.versions, request, user, modified)
-        return self._resolved(validators, headers_key, snapshot.extra)
+        return self._resolved(request, validators, headers_key, snapshot.extra)
 
     # -- the write path (``writes``), inside its transaction --
 

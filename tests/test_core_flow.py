@@ -276,7 +276,7 @@ def test_the_pure_engine_imports_nothing_from_django():
     code = (
         "import sys\n"
         "import django_conditional.preconditions, django_conditional.httpdate\n"
-        "import django_conditional.validators\n"
+        "import django_conditional.validators, django_conditional.ranges\n"
         "print(sorted(m for m in sys.modules if m == 'django' or m.startswith('django.')))"
     )
     out = subprocess.run(

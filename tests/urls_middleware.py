@@ -136,6 +136,20 @@ def ranged_untagged(request: HttpRequest) -> HttpResponse:
     return _ranged(request, None)
 
 
+def absolute_expires(request: HttpRequest) -> HttpResponse:
+    """A page that expires at a fixed moment, whatever the time of the request."""
+    response = HttpResponse(STATE["content"])
+    response.headers["Expires"] = "Fri, 01 Jan 2100 00:00:00 GMT"
+    response.headers["Cache-Control"] = "public"
+    return response
+
+
+def refuses_ranges(request: HttpRequest) -> HttpResponse:
+    response = HttpResponse(STATE["content"])
+    response.headers["Accept-Ranges"] = "none"
+    return response
+
+
 def localized(request: HttpRequest) -> HttpResponse:
     return HttpResponse(gettext("Yes") + " " + STATE["content"])
 
@@ -201,6 +215,8 @@ urlpatterns = [
     path("ranged/", ranged),
     path("ranged-untagged/", ranged_untagged),
     path("localized/", localized),
+    path("absolute-expires/", absolute_expires),
+    path("refuses-ranges/", refuses_ranges),
     path("resource/", resource),
     path("aresource/", aresource),
     path("guarded/", guarded),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.urls import path
 from django.utils.cache import patch_response_headers, patch_vary_headers
 from django.views.decorators.csrf import csrf_exempt
@@ -30,4 +30,10 @@ def article(request: HttpRequest) -> HttpResponse:
     return response
 
 
-urlpatterns = [path("article/", article)]
+def download(request: HttpRequest) -> FileResponse:
+    """A large file (MIDDLEWAREPROJECT_DOWNLOAD), served whole or by ranges by the middleware."""
+    path_name = os.environ["MIDDLEWAREPROJECT_DOWNLOAD"]
+    return FileResponse(open(path_name, "rb"))  # noqa: SIM115 - FileResponse closes it
+
+
+urlpatterns = [path("article/", article), path("download/", download)]
