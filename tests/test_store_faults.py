@@ -124,7 +124,8 @@ def _edit(article: Article, title: str) -> None:
 @pytest.fixture
 def article(db: None) -> Article:
     author = Author.objects.create(name="Ada")
-    return Article.objects.create(author=author, title="One", body="b")
+    created: Article = Article.objects.create(author=author, title="One", body="b")
+    return created
 
 
 @pytest.mark.django_db(transaction=True)
