@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiViewExtension
+from drf_spectacular.extensions import (
+    OpenApiSerializerFieldExtension,
+    OpenApiViewExtension,
+)
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
 
@@ -21,7 +24,7 @@ from django_conditional.preconditions import SAFE_METHODS
 
 from .views import ConditionalAPIMixin
 
-__all__ = ["ConditionalSchemaMixin", "ConditionalViewExtension"]
+__all__ = ["ConditionalSchemaMixin", "ConditionalViewExtension", "ETagFieldExtension"]
 
 _STRING = {"type": "string"}
 _PROBLEM = {
@@ -159,3 +162,17 @@ class ConditionalViewExtension(OpenApiViewExtension):
             f"Conditional{base.__name__}", (ConditionalSchemaMixin, base), {}
         )
         return type(self.target.__name__, (self.target,), {"schema": schema_class()})
+
+
+class ETagFieldExtension(OpenApiSerializerFieldExtension):
+    """``ETagField``: a read-only entity-tag string (null for a deleted item)."""
+
+    target_class = "django_conditional.drf.fields.ETagField"
+
+    def map_serializer_field(self, auto_schema: Any, direction: Any) -> Any:
+        return {
+            "type": "string",
+            "nullable": True,
+            "readOnly": True,
+            "description": "The ETag of this item's own URL: send it in If-Match to change it.",
+        }

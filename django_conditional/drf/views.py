@@ -165,9 +165,11 @@ class ConditionalAPIMixin(_Base):
         """For ``create``: whether the request names (by the lookup field) an existing object."""
         data = request.data
         field = getattr(self, "lookup_field", "pk")
-        if not isinstance(data, Mapping) or data.get(field) in (None, ""):
+        pk = self._conditional_model()._meta.pk
+        name = pk.name if field == "pk" and pk is not None else field
+        if not isinstance(data, Mapping) or data.get(name) in (None, ""):
             return False
-        return bool(self.get_queryset().filter(**{field: data[field]}).exists())
+        return bool(self.get_queryset().filter(**{field: data[name]}).exists())
 
     # -- the request --
 
@@ -180,8 +182,10 @@ class ConditionalAPIMixin(_Base):
         handler = getattr(self, name, None)
         if handler is None or name not in self.http_method_names:
             return  # DRF answers 405
-        if self.conditional_is_detail() and any(
-            object_level(permission) for permission in self.get_permissions()
+        if (
+            self.conditional_is_detail()
+            and hasattr(self, "get_object")
+            and any(object_level(permission) for permission in self.get_permissions())
         ):
             self.get_object()  # 404 or 403 before any 304 or 412
         setattr(self, name, self._conditional_handler(handler))
@@ -225,7 +229,11 @@ class ConditionalAPIMixin(_Base):
             item_keys(resources, self.request, self.kwargs, lookup, obj, field)
             for obj in objects
         ]
-        found = versions.read(key for keys in per_item for key in keys).versions
+        every = [key for keys in per_item for key in keys]
+        # Inside a write's transaction the cache still holds the versions before it: read the
+        # rows the write path has locked (and bumped), as its new ETag is read.
+        writing = self.request.method not in SAFE_METHODS
+        found = versions.lock(every) if writing else versions.read(every).versions
         tags = []
         for keys in per_item:
             mine = {key: found[key] for key in map(bounded_key, keys)}
