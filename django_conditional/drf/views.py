@@ -232,7 +232,9 @@ class ConditionalAPIMixin(_Base):
         every = [key for keys in per_item for key in keys]
         # Inside a write's transaction the cache still holds the versions before it: read the
         # rows the write path has locked (and bumped), as its new ETag is read.
-        writing = self.request.method not in SAFE_METHODS
+        # The HTTP method, not the Browsable API's clone of the request for its PUT form.
+        http_request = getattr(self.request, "_request", self.request)
+        writing = http_request.method not in SAFE_METHODS
         found = versions.lock(every) if writing else versions.read(every).versions
         tags = []
         for keys in per_item:
