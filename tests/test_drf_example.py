@@ -13,7 +13,8 @@ from io import StringIO
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from drf_spectacular.validation import validate_schema
 from rest_framework.test import APIClient
@@ -22,8 +23,8 @@ from example_project.blog.models import Article
 from example_project.blog.testing import reset_version_cache
 from example_project.serving import free_port, stop, wait_until
 from tests.test_versioned_server import start_gunicorn
-from tests.testapp.models import Article as TestArticle
-from tests.testapp.models import Author as TestAuthor
+from tests.testapp.models import Article as AppArticle
+from tests.testapp.models import Author as AppAuthor
 from tests.versioned_support import clear_version_cache
 
 DEMO = "Basic " + base64.b64encode(b"demo:demo").decode()
@@ -130,13 +131,11 @@ def _http(port: int, method: str, path: str, body: Any = None, **headers: str):
         connection.close()
 
 
-def _demo_user() -> None:
-    user = User.objects.create_user("demo", password="demo")
-    user.user_permissions.set(
-        Permission.objects.filter(
-            content_type__app_label="blog",
-            codename__in=["add_article", "change_article", "delete_article"],
-        )
+def _server_password(username: str, password: str) -> None:
+    """Hash the password as the served project can check it (the suite hashes with MD5)."""
+    hasher = PBKDF2PasswordHasher()
+    User.objects.filter(username=username).update(
+        password=hasher.encode(password, hasher.salt())
     )
 
 
@@ -147,7 +146,7 @@ def _demo_user() -> None:
 def test_the_drf_tour_under_gunicorn_on_postgres_and_redis(tmp_path):
     clear_version_cache()
     call_command("seed_demo", "--articles", "3", stdout=StringIO())
-    _demo_user() if not User.objects.filter(username="demo").exists() else None
+    _server_password("demo", "demo")
     port = free_port()
     env = {"DJANGO_SETTINGS_MODULE": "example_project.settings", "DJANGO_DEBUG": "0"}
     process = start_gunicorn(port, tmp_path / "gunicorn.log", env)
@@ -205,9 +204,9 @@ def test_the_drf_tour_under_gunicorn_on_postgres_and_redis(tmp_path):
 @pytest.mark.django_db(transaction=True)
 def test_eight_parallel_puts_with_one_if_match_through_the_drf_viewset(tmp_path):
     clear_version_cache()
-    author = TestAuthor.objects.create(name="Ada")
-    article = TestArticle.objects.create(author=author, title="start")
-    User.objects.create_user("writer", password="secret")
+    author = AppAuthor.objects.create(name="Ada")
+    article = AppArticle.objects.create(author=author, title="start")
+    User.objects.create_user("writer", password="secret")  # the server uses tests.settings
     auth = "Basic " + base64.b64encode(b"writer:secret").decode()
     port = free_port()
     env = {
@@ -250,4 +249,4 @@ def test_eight_parallel_puts_with_one_if_match_through_the_drf_viewset(tmp_path)
         )
     finally:
         stop(process)
-    assert TestArticle.objects.get(pk=article.pk).title.startswith("writer ")
+    assert AppArticle.objects.get(pk=article.pk).title.startswith("writer ")
