@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, ClassVar
 
 from rest_framework import serializers
 from rest_framework.decorators import api_view
@@ -30,6 +30,7 @@ from django_conditional.drf import (
     ETagField,
     conditional,
 )
+from django_conditional.drf.views import RequirePolicy
 from django_conditional.resources import ObjectOf
 from tests.testapp.models import Article, Country, Tag
 
@@ -37,7 +38,7 @@ SERIALIZED: Counter[str] = Counter()
 HANDLED: list[Exception] = []
 
 
-class ArticleSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class ArticleSerializer(serializers.ModelSerializer):
     etag = ETagField()
 
     class Meta:
@@ -58,7 +59,7 @@ class ArticleViewSet(ConditionalModelViewSet):
     serializer_class = ArticleSerializer
     pagination_class = TwoPerPage
     permission_classes = [IsAuthenticatedOrReadOnly]
-    require_precondition = True
+    require_precondition: ClassVar[RequirePolicy] = True
 
     def perform_update(self, serializer: Any) -> None:
         # The gunicorn test widens the window between the check and the write.
@@ -119,7 +120,7 @@ class ThrottledViewSet(ConditionalReadOnlyModelViewSet):
     throttle_classes = [RefuseMarked]
 
 
-class TagSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class TagSerializer(serializers.ModelSerializer):
     etag = ETagField()
 
     class Meta:
@@ -134,7 +135,7 @@ class TagBySlugViewSet(ConditionalReadOnlyModelViewSet):
     lookup_field = "slug"
 
 
-class CountrySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class CountrySerializer(serializers.ModelSerializer):
     class Meta:
         model = Country
         fields = ["code", "name"]

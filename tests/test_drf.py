@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -21,7 +22,7 @@ pytestmark = [
     pytest.mark.urls("tests.urls_drf"),
     pytest.mark.django_db(transaction=True),
 ]
-JSON = {"HTTP_ACCEPT": "application/json"}
+JSON: dict[str, Any] = {"HTTP_ACCEPT": "application/json"}
 
 
 @pytest.fixture(autouse=True)
@@ -213,9 +214,12 @@ def test_a_page_of_item_tags_is_one_store_read(client, ada, monkeypatch):
         Article.objects.create(author=ada, title=f"a{number}")
     calls = []
     original = versions.read
-    monkeypatch.setattr(
-        versions, "read", lambda *a, **k: calls.append(a) or original(*a, **k)
-    )
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(versions, "read", counted)
     response = client.get("/articles/", **JSON)
     assert response.status_code == 200
     # One read for the list's own tag, one for the page's item tags (two keys at once).

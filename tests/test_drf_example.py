@@ -28,7 +28,7 @@ from tests.testapp.models import Author as AppAuthor
 from tests.versioned_support import clear_version_cache
 
 DEMO = "Basic " + base64.b64encode(b"demo:demo").decode()
-JSON = {"HTTP_ACCEPT": "application/json"}
+JSON: dict[str, Any] = {"HTTP_ACCEPT": "application/json"}
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_the_drf_list_is_paginated_with_item_etags_and_304s(
 @pytest.mark.django_db(transaction=True)
 def test_the_drf_write_tour(seeded):
     client = APIClient()
-    url = f"/drf/articles/{Article.objects.order_by('pk').first().pk}/"  # type: ignore[union-attr]
+    url = f"/drf/articles/{Article.objects.order_by('pk').first().pk}/"
     etag = client.get(url, **JSON)["ETag"]
     anonymous = client.patch(url, {"title": "x"}, format="json", HTTP_IF_MATCH=etag)
     assert anonymous.status_code == 401
@@ -206,7 +206,9 @@ def test_eight_parallel_puts_with_one_if_match_through_the_drf_viewset(tmp_path)
     clear_version_cache()
     author = AppAuthor.objects.create(name="Ada")
     article = AppArticle.objects.create(author=author, title="start")
-    User.objects.create_user("writer", password="secret")  # the server uses tests.settings
+    User.objects.create_user(
+        "writer", password="secret"
+    )  # the server uses tests.settings
     auth = "Basic " + base64.b64encode(b"writer:secret").decode()
     port = free_port()
     env = {

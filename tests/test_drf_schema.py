@@ -10,13 +10,17 @@ from drf_spectacular.validation import validate_schema
 
 @pytest.fixture(scope="module")
 def schema():
-    generated = SchemaGenerator(urlconf="tests.urls_drf").get_schema(request=None, public=True)
+    generated = SchemaGenerator(urlconf="tests.urls_drf").get_schema(
+        request=None, public=True
+    )
     validate_schema(generated)
     return generated
 
 
 def parameters(operation):
-    return {p["name"]: p for p in operation.get("parameters", []) if p["in"] == "header"}
+    return {
+        p["name"]: p for p in operation.get("parameters", []) if p["in"] == "header"
+    }
 
 
 def test_reads_document_if_none_match_and_the_304(schema):

@@ -86,7 +86,7 @@ class ConditionalSchemaMixin(AutoSchema):
         view = self.view
         if operation is None or not isinstance(view, ConditionalAPIMixin):
             return operation
-        problem = ResolvedComponent(
+        problem = ResolvedComponent(  # type: ignore[no-untyped-call]
             name="ProblemDetails",
             type=ResolvedComponent.SCHEMA,
             object="ProblemDetails",
@@ -148,7 +148,7 @@ class ConditionalSchemaMixin(AutoSchema):
         return operation
 
 
-class ConditionalViewExtension(OpenApiViewExtension):
+class ConditionalViewExtension(OpenApiViewExtension):  # type: ignore[no-untyped-call]
     """Gives every ``ConditionalAPIMixin`` view the conditional schema."""
 
     target_class = "django_conditional.drf.views.ConditionalAPIMixin"
@@ -164,7 +164,7 @@ class ConditionalViewExtension(OpenApiViewExtension):
         return type(self.target.__name__, (self.target,), {"schema": schema_class()})
 
 
-class ETagFieldExtension(OpenApiSerializerFieldExtension):
+class ETagFieldExtension(OpenApiSerializerFieldExtension):  # type: ignore[no-untyped-call]
     """``ETagField``: a read-only entity-tag string (null for a deleted item)."""
 
     target_class = "django_conditional.drf.fields.ETagField"

@@ -58,7 +58,7 @@ def object_level(permission: object) -> bool:
     return method is not None and method is not BasePermission.has_object_permission
 
 
-class ConditionalAPIMixin(_Base):
+class ConditionalAPIMixin(_Base):  # type: ignore[type-arg]
     """Answer conditional requests to a DRF view from resource versions (see the module docstring).
 
     Class attributes, in DRF's style:
@@ -129,13 +129,15 @@ class ConditionalAPIMixin(_Base):
     def get_require_precondition(self) -> writes.RequirePrecondition:
         policy = self.require_precondition
         if isinstance(policy, Mapping):
-            action = getattr(self, "action", None) or self.request.method.lower()
+            action = (
+                getattr(self, "action", None) or (self.request.method or "").lower()
+            )
             return policy.get(action)
         return policy
 
     def conditional_view_id(self) -> str:
         cls = type(self)
-        action = getattr(self, "action", None) or self.request.method.lower()
+        action = getattr(self, "action", None) or (self.request.method or "").lower()
         return f"{cls.__module__}.{cls.__qualname__}:{action}"
 
     def conditional_creating(self) -> bool:
@@ -200,8 +202,8 @@ class ConditionalAPIMixin(_Base):
         read = conditional_view(view, source, headers=self.conditional_headers)
         return writes.guard(view, read, source, self.get_require_precondition())
 
-    def handle_exception(self, exc: Exception) -> HttpResponseBase:
-        response: HttpResponseBase = super().handle_exception(exc)
+    def handle_exception(self, exc: Exception) -> Response:
+        response: Response = super().handle_exception(exc)
         if (
             isinstance(exc, ConditionalProblem)
             and response.status_code == exc.status_code
@@ -209,9 +211,7 @@ class ConditionalAPIMixin(_Base):
             for name, value in exc.headers.items():
                 response.headers.setdefault(name, value)
             renderer = getattr(self.request, "accepted_renderer", None)
-            if isinstance(response, Response) and "json" in getattr(
-                renderer, "media_type", ""
-            ):
+            if "json" in getattr(renderer, "media_type", ""):
                 response.content_type = PROBLEM_JSON
         return response
 

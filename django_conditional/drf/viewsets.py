@@ -81,8 +81,8 @@ class ConditionalCreateModelMixin(_CreateBase):
 
 
 class ConditionalModelViewSet(
-    ConditionalAPIMixin,
     ConditionalCreateModelMixin,
+    ConditionalAPIMixin,
     viewsets.ModelViewSet,  # type: ignore[type-arg]
 ):
     """``ModelViewSet`` with conditional requests on every action."""
@@ -103,8 +103,8 @@ class ConditionalGenericViewSet(
 
 
 class ConditionalListCreateAPIView(
-    ConditionalAPIMixin,
     ConditionalCreateModelMixin,
+    ConditionalAPIMixin,
     generics.ListCreateAPIView,  # type: ignore[type-arg]
 ):
     """``ListCreateAPIView`` with conditional requests."""
@@ -151,7 +151,7 @@ def conditional(
             "__module__": cls.__module__,
             "__qualname__": getattr(view, "__qualname__", cls.__qualname__),
         }
-        wrapped = type(cls.__name__, (ConditionalAPIMixin, cls), attributes)
+        wrapped: Any = type(cls.__name__, (ConditionalAPIMixin, cls), attributes)
         return wrapped.as_view(**getattr(view, "initkwargs", {}))
 
     return decorator
