@@ -94,10 +94,16 @@ class ConditionalSchemaMixin(AutoSchema):
         )
         registry.register_on_missing(problem)
         dated = type(view).conditional_last_modified is not None
-        parameters = operation.setdefault("parameters", [])
-        responses = operation.setdefault("responses", {})
-        success = [code for code in responses if code.startswith("2")]
-        for code in success:
+        self._success_headers(operation.setdefault("responses", {}), dated)
+        if self.method in SAFE_METHODS:
+            self._read(operation, dated)
+        else:
+            content = {"application/problem+json": {"schema": problem.ref}}
+            self._write(operation, view, path, dated, content)
+        return operation
+
+    def _success_headers(self, responses: dict[str, Any], dated: bool) -> None:
+        for code in [code for code in responses if code.startswith("2")]:
             headers = responses[code].setdefault("headers", {})
             if self.method != "DELETE":
                 headers["ETag"] = _ETAG
@@ -108,27 +114,34 @@ class ConditionalSchemaMixin(AutoSchema):
                     "schema": _STRING,
                     "description": "The new object's URL.",
                 }
-        content = {"application/problem+json": {"schema": problem.ref}}
-        if self.method in SAFE_METHODS:
+
+    def _read(self, operation: dict[str, Any], dated: bool) -> None:
+        parameters = operation.setdefault("parameters", [])
+        parameters.append(
+            _header("If-None-Match", "Entity-tags held: 304 if one is current.")
+        )
+        if dated:
             parameters.append(
-                _header("If-None-Match", "Entity-tags held: 304 if one is current.")
+                _header("If-Modified-Since", "304 if unchanged since this date.")
             )
-            if dated:
-                parameters.append(
-                    _header("If-Modified-Since", "304 if unchanged since this date.")
-                )
-            responses["304"] = {
-                "description": "Not Modified",
-                "headers": {"ETag": _ETAG},
-            }
-            return operation
+        operation["responses"]["304"] = {
+            "description": "Not Modified",
+            "headers": {"ETag": _ETAG},
+        }
+
+    def _write(
+        self,
+        operation: dict[str, Any],
+        view: ConditionalAPIMixin,
+        path: str,
+        dated: bool,
+        content: dict[str, Any],
+    ) -> None:
+        parameters = operation.setdefault("parameters", [])
+        responses = operation["responses"]
         if view.conditional_creating():
-            parameters.append(
-                _header(
-                    "If-None-Match",
-                    '"*": create only if the named object does not exist.',
-                )
-            )
+            description = '"*": create only if the named object does not exist.'
+            parameters.append(_header("If-None-Match", description))
         else:
             required = _required(view, self.method, path)
             description = (
@@ -145,7 +158,6 @@ class ConditionalSchemaMixin(AutoSchema):
                     "content": content,
                 }
         responses["412"] = {"description": "Precondition Failed", "content": content}
-        return operation
 
 
 class ConditionalViewExtension(OpenApiViewExtension):  # type: ignore[no-untyped-call]
