@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # bench: make bench profiles with pyinstrument, and mypy checks bench/ against it.
-EXTRAS ?= test,dev,bench
+# drf: the Django REST framework integration (django_conditional.drf) and its tests.
+EXTRAS ?= test,dev,bench,drf
 
 # Modules holding the RFC 9110 precondition logic: they must stay at 100% branch coverage.
 # Only the ones that exist are gated, so the gate never fails on a file that is not written yet.

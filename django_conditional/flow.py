@@ -9,7 +9,7 @@ own shape in ``django.views.decorators.http``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import wraps
 from inspect import isawaitable
@@ -24,6 +24,7 @@ from django_conditional.evaluation import answer, evaluate_request, request_for_
 from django_conditional.httpdate import format_http_date
 from django_conditional.preconditions import SAFE_METHODS, Outcome
 from django_conditional.request import preconditions
+from django_conditional.responses import precondition_failed, precondition_required
 from django_conditional.validators import Validators
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -59,6 +60,20 @@ class ValidatorSource:
         self, request: HttpRequest, args: Args, kwargs: Kwargs
     ) -> Resolved:
         return await sync_to_async(self.resolve)(request, args, kwargs)
+
+    # The two refusals, overridable by a face (the DRF one raises its framework's exceptions).
+
+    def precondition_failed(
+        self, request: HttpRequest, decided_by: str | None, validators: Validators
+    ) -> HttpResponseBase:
+        """The 412 answer (RFC 9457 problem details)."""
+        return precondition_failed(request, decided_by, validators)
+
+    def precondition_required(
+        self, request: HttpRequest, required: Sequence[str], validators: Validators
+    ) -> HttpResponseBase:
+        """The 428 answer (RFC 6585 §3)."""
+        return precondition_required(request, required, validators)
 
     def finish(
         self, request: HttpRequest, response: HttpResponseBase, resolved: Resolved
@@ -130,6 +145,11 @@ def _before(
     if not preconditions(request).any:
         return _Step(None, request)
     evaluation = evaluate_request(request, resolved.validators)
+    if evaluation.outcome is Outcome.PRECONDITION_FAILED:
+        failed = source.precondition_failed(
+            request, evaluation.decided_by, resolved.validators
+        )
+        return _Step(failed, request)
     remembered_headers = resolved.remembered_headers
     if remembered_headers is None and loaded is not None:
         remembered_headers = loaded

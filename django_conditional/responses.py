@@ -156,10 +156,8 @@ def problem(
     return response
 
 
-def precondition_failed(
-    request: HttpRequest, decided_by: str | None, validators: Validators
-) -> HttpResponse:
-    """412, naming the precondition that failed and carrying the resource's current validators."""
+def failed_problem(decided_by: str | None) -> dict[str, Any]:
+    """The RFC 9457 body of a 412 decided by ``decided_by`` (for faces that render it themselves)."""
     header = decided_by or "If-Match"
     if header == "If-None-Match":
         detail = _(
@@ -174,14 +172,52 @@ def precondition_failed(
             "The resource has changed: If-Match does not match its current entity-tag. "
             "Fetch it again and retry with the ETag of this response."
         )
+    return {
+        "type": f"{_SPEC}#{_PRECONDITION_SECTIONS.get(header, 'section-13.1.1')}",
+        "title": _("Precondition Failed"),
+        "status": 412,
+        "detail": detail,
+        "precondition": header,
+    }
+
+
+def required_problem(required: Iterable[str]) -> dict[str, Any]:
+    """The RFC 9457 body of a 428 that asks for one of ``required``."""
+    names = list(required)
+    detail = _(
+        "This request must be conditional. Send %(headers)s with the resource's current validator."
+    ) % {"headers": _(" or ").join(names)}
+    return {
+        "type": "https://www.rfc-editor.org/rfc/rfc6585#section-3",
+        "title": _("Precondition Required"),
+        "status": 428,
+        "detail": detail,
+        "required": names,
+    }
+
+
+def _problem_response(
+    request: HttpRequest, body: Mapping[str, Any], headers: Mapping[str, str] | None
+) -> HttpResponse:
+    standard = ("type", "title", "status", "detail")
+    extensions = {k: v for k, v in body.items() if k not in standard}
     return problem(
         request,
-        412,
-        _("Precondition Failed"),
-        detail,
-        type_uri=f"{_SPEC}#{_PRECONDITION_SECTIONS.get(header, 'section-13.1.1')}",
-        headers=validator_headers(validators),
-        extensions={"precondition": header},
+        body["status"],
+        body["title"],
+        body["detail"],
+        type_uri=body["type"],
+        headers=headers,
+        extensions=extensions,
+    )
+
+
+def precondition_failed(
+    request: HttpRequest, decided_by: str | None, validators: Validators
+) -> HttpResponse:
+    """412, naming the precondition that failed and carrying the resource's current validators."""
+    return _problem_response(
+        request, failed_problem(decided_by), validator_headers(validators)
     )
 
 
@@ -191,16 +227,5 @@ def precondition_required(
     validators: Validators | None = None,
 ) -> HttpResponse:
     """428 (RFC 6585 §3): the write must be conditional; says which header to send."""
-    names = list(required)
-    detail = _(
-        "This request must be conditional. Send %(headers)s with the resource's current validator."
-    ) % {"headers": _(" or ").join(names)}
-    return problem(
-        request,
-        428,
-        _("Precondition Required"),
-        detail,
-        type_uri="https://www.rfc-editor.org/rfc/rfc6585#section-3",
-        headers=validator_headers(validators) if validators is not None else None,
-        extensions={"required": names},
-    )
+    headers = validator_headers(validators) if validators is not None else None
+    return _problem_response(request, required_problem(required), headers)

@@ -40,7 +40,6 @@ from django_conditional.preconditions import (
     evaluate,
 )
 from django_conditional.request import preconditions
-from django_conditional.responses import precondition_failed, precondition_required
 from django_conditional.store.database import database
 
 if TYPE_CHECKING:
@@ -115,7 +114,9 @@ def write(
         conditions = source.write_conditions(preconditions(request), validators)
         evaluation = evaluate(request.method or "POST", conditions, validators)
         if evaluation.outcome is not Outcome.PROCEED:
-            return precondition_failed(request, evaluation.decided_by, validators)
+            return source.precondition_failed(
+                request, evaluation.decided_by, validators
+            )
         response: HttpResponseBase = _run(view, request, args, kwargs)
         _stamp(response, source, request, before)
     return response
@@ -145,7 +146,9 @@ def guard(
                 return response
             if refusal(request):
                 resolved = await source.aresolve(request, args, kwargs)
-                return precondition_required(request, required, resolved.validators)
+                return source.precondition_required(
+                    request, required, resolved.validators
+                )
             return await sync_to_async(write, thread_sensitive=True)(
                 view, source, request, args, kwargs
             )
@@ -160,7 +163,7 @@ def guard(
             return response
         if refusal(request):
             resolved = source.resolve(request, args, kwargs)
-            return precondition_required(request, required, resolved.validators)
+            return source.precondition_required(request, required, resolved.validators)
         return write(view, source, request, args, kwargs)
 
     return cast(View, wraps(read_view)(_view))

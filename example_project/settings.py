@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib.util import find_spec
 from pathlib import Path
 
 from example_project.env import cache_from_env, database_from_env
@@ -29,6 +30,14 @@ INSTALLED_APPS = [
     "django_conditional",
     "example_project.blog",
 ]
+# The DRF pages (/drf/), with the ``[drf]`` extra installed.
+if find_spec("rest_framework") is not None and find_spec("drf_spectacular") is not None:
+    INSTALLED_APPS += ["rest_framework", "drf_spectacular"]
+REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "django-conditional demo API",
+    "VERSION": "1.0.0",
+}
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+from importlib.util import find_spec
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
@@ -28,3 +29,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("example_project.blog.urls")),
 ]
+if find_spec("rest_framework") is not None and find_spec("drf_spectacular") is not None:
+    urlpatterns.append(path("drf/", include("example_project.drf_urls")))

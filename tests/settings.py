@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.util import find_spec
+
 from example_project.env import cache_from_env, database_from_env
 
 SECRET_KEY = "django-insecure-tests-only"
@@ -20,6 +22,10 @@ INSTALLED_APPS = [
     "tests.testapp",
     "example_project.blog",
 ]
+# The DRF tests (tests/test_drf*.py), with the ``[drf]`` extra installed.
+if find_spec("rest_framework") is not None and find_spec("drf_spectacular") is not None:
+    INSTALLED_APPS += ["rest_framework", "drf_spectacular"]
+REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
 
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
