@@ -79,6 +79,8 @@ def compressible(response: HttpResponseBase) -> bool:
     """Whether a compressor would vary ``response`` on Accept-Encoding (Django's GZip rule)."""
     if "Content-Encoding" in response.headers:
         return False
+    if getattr(response, "is_rendered", True) is False:
+        return False  # a template response rendered later (DRF): its length is not known yet
     return response.streaming or len(response.content) >= COMPRESSIBLE_LENGTH  # type: ignore[attr-defined]
 
 

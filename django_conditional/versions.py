@@ -24,6 +24,7 @@ from django.db import transaction
 from django_conditional import fastcache
 from django_conditional.store import cache as store_cache
 from django_conditional.store import database, epoch
+from django_conditional.store import scripts as store_scripts
 from django_conditional.store.database import lock
 from django_conditional.store.keys import (
     MAX_KEY_LENGTH,
@@ -68,7 +69,7 @@ def cache_key(key: str) -> str:
     the live epoch (made if there is none)."""
     backend = store_cache.cache()
     server = fastcache.server_id(backend)
-    live = epoch.establish(store_cache.epoch_store(backend), server)
+    live = epoch.establish(store_scripts.epoch_store(backend), server)
     return epoch.prefix(live) + bounded_key(key)
 
 
@@ -125,7 +126,7 @@ def _from_database(plan: _Plan, cached: Mapping[str, Any] | None) -> Snapshot:
     if cached is not None:
         server = fastcache.server_id(backend)
         try:
-            into = epoch.establish(store_cache.epoch_store(backend), server)
+            into = epoch.establish(store_scripts.epoch_store(backend), server)
         except Exception as exc:
             store_cache.warn("epoch", exc)
             into = 0

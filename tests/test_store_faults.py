@@ -22,6 +22,7 @@ from django.test import Client, override_settings
 from django_conditional import versions
 from django_conditional.store import cache as store_cache
 from django_conditional.store import database as store_database
+from django_conditional.store import scripts as store_scripts
 from example_project.serving import free_port
 from tests.testapp.models import Article, Author
 
@@ -227,7 +228,7 @@ def test_a_failed_publication_in_one_worker_is_distrusted_by_another(
         versions.clear_local_state()
         key = versions.object_key(article)
         assert versions.get(key) == 1  # cached in the live epoch
-        writer = store_cache.monotonic_writer(caches["default"])
+        writer = store_scripts.monotonic_writer(caches["default"])
         assert writer is not None
         real = writer.write
 

@@ -21,6 +21,7 @@ from django_conditional.models import ResourceVersion
 from django_conditional.signals import version_bumped
 from django_conditional.store import cache as store_cache
 from django_conditional.store import database as store_database
+from django_conditional.store import scripts as store_scripts
 from tests.testapp.models import Article, Author, Country, Tag
 
 
@@ -635,17 +636,17 @@ def test_no_redis_shortcut_for_other_backends():
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     }
     with override_settings(CACHES=locmem):
-        assert store_cache.monotonic_writer(caches["default"]) is None
+        assert store_scripts.monotonic_writer(caches["default"]) is None
 
 
 @pytest.mark.redis
 @pytest.mark.django_db
 def test_redis_shortcut_reads_what_the_cache_wrote(django_capture_on_commit_callbacks):
     cache = caches[conf.CACHE_ALIAS]
-    shortcut = store_cache.monotonic_writer(cache)
+    shortcut = store_scripts.monotonic_writer(cache)
     assert shortcut is not None
     assert (
-        store_cache.monotonic_writer(cache) is shortcut
+        store_scripts.monotonic_writer(cache) is shortcut
     )  # one client per cache object
     with django_capture_on_commit_callbacks(execute=True):
         versions.bump("a", "b")
@@ -676,7 +677,7 @@ def test_redis_custom_serializer_uses_the_cache_api(settings):
         }
     }
     with override_settings(CACHES=custom):
-        assert store_cache.monotonic_writer(caches["default"]) is None
+        assert store_scripts.monotonic_writer(caches["default"]) is None
 
 
 @pytest.mark.redis
@@ -687,7 +688,7 @@ def test_redis_writes_never_lower_a_newer_version(django_capture_on_commit_callb
         versions.bump(key)  # ours commits 1...
     # ...a concurrent bump commits 2 and its worker sets it first...
     ResourceVersion.objects.filter(key=key).update(version=2)
-    shortcut = store_cache.monotonic_writer(caches[conf.CACHE_ALIAS])
+    shortcut = store_scripts.monotonic_writer(caches[conf.CACHE_ALIAS])
     assert shortcut is not None
     server = fastcache.server_id(caches[conf.CACHE_ALIAS])
     live = int(versions.cache_key(key).split(":")[-4])
@@ -707,9 +708,9 @@ def test_redis_writes_never_lower_a_newer_version(django_capture_on_commit_callb
     shortcut.write("publish", server, live, {key: 4}, None)
     assert cached(key) == 4
     # Another epoch, or another server, is refused.
-    with pytest.raises(store_cache.EpochMoved):
+    with pytest.raises(store_scripts.EpochMoved):
         shortcut.write("publish", server, live + 1, {key: 9}, None)
-    with pytest.raises(store_cache.EpochMoved):
+    with pytest.raises(store_scripts.EpochMoved):
         shortcut.write("publish", "not-this-server", live, {key: 9}, None)
     assert cached(key) == 4
 
@@ -733,7 +734,7 @@ def test_redis_cache_ahead_of_the_database_is_corrected_by_a_bump(
 @pytest.mark.django_db
 def test_redis_version_cache_timeout(settings, django_capture_on_commit_callbacks):
     cache = caches[conf.CACHE_ALIAS]
-    shortcut = store_cache.monotonic_writer(cache)
+    shortcut = store_scripts.monotonic_writer(cache)
     assert shortcut is not None
     settings.CONDITIONAL_VERSION_CACHE_TIMEOUT = 60
     with django_capture_on_commit_callbacks(execute=True):
@@ -759,7 +760,7 @@ def test_redis_script_failing_falls_back_to_delete(
 ):
     key = "o:testapp.author:1"
     assert versions.get(key) == 0
-    shortcut = store_cache.monotonic_writer(caches[conf.CACHE_ALIAS])
+    shortcut = store_scripts.monotonic_writer(caches[conf.CACHE_ALIAS])
     assert shortcut is not None
     with (
         mock.patch.object(shortcut, "script", _raise),

@@ -1,0 +1,147 @@
+"""Writes to Django's ``RedisCache`` through one Lua script: monotonic, epoch- and server-checked.
+
+A version in Redis only grows in absolute value, and nothing is written into an epoch or to a
+server that is no longer live (see ``store.epoch``); a pending mark keeps the version it replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from django_conditional import redis_adapter
+from django_conditional.store import epoch
+
+if TYPE_CHECKING:
+    from django.core.cache.backends.base import BaseCache
+
+
+# KEYS[1]: the epoch key, KEYS[2..]: version keys. ARGV[1]: ttl (0: none), ARGV[2]: the epoch the
+# caller writes into, ARGV[3]: "fill", "publish", "mark" or "set", ARGV[4]: the run_id of the server the
+# caller believes it writes to, ARGV[5..]: the values. Nothing is written unless that server and
+# that epoch are still live. Versions only grow in absolute value: neither a slow publisher nor a
+# reader that read the database before a commit moves one back; a reader's fill never replaces
+# anything (a pending mark included); "mark" and "set" (corrections) replace anything.
+_WRITE: Final = """
+local server = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+if server ~= ARGV[4] then return {'server', server} end
+local epoch = redis.call('GET', KEYS[1])
+if epoch ~= ARGV[2] then return {'epoch', epoch or ''} end
+local ttl = tonumber(ARGV[1])
+local mode = ARGV[3]
+local result = {}
+for i = 2, #KEYS do
+  local value = ARGV[i + 3]
+  local raw = redis.call('GET', KEYS[i])
+  -- A pending mark keeps the version it replaced, so publications stay monotonic across it.
+  local old = raw and (tonumber(raw) or tonumber(string.match(raw, 'pending:(%-?%d+)')))
+  local write = mode == 'set'
+  if mode == 'mark' then
+    write = true
+    -- A pickle (protocol 0) of the text "pending:<version>": Django's serializer reads it.
+    value = 'Vpending:' .. (old or 0) .. '\\n.'
+  elseif mode == 'publish' then
+    write = (not old) or math.abs(old) < math.abs(tonumber(value))
+  elseif mode == 'fill' then
+    write = not raw
+  end
+  if write then
+    if ttl > 0 then
+      redis.call('SET', KEYS[i], value, 'EX', ttl)
+    else
+      redis.call('SET', KEYS[i], value)
+    end
+    result[i - 1] = value
+  else
+    result[i - 1] = raw
+  end
+end
+return result
+"""
+
+
+class EpochMoved(Exception):
+    """The server or the epoch a writer wrote into is no longer live (a flush, a restart)."""
+
+    def __init__(self, server: str | None = None) -> None:
+        super().__init__(server)
+        self.server = server
+
+
+class MonotonicWriter:
+    """Writes versions to the primary of Django's ``RedisCache`` through the ``_WRITE`` script."""
+
+    def __init__(self, described: redis_adapter.RedisBackend) -> None:
+        self.client = described.primary_client()
+        self.script: Any = self.client.register_script(_WRITE)
+        self.make_key = described.make_key
+
+    def write(
+        self,
+        mode: str,
+        server: str | None,
+        into: int,
+        values: Mapping[str, object],
+        timeout: int | None,
+    ) -> dict[str, object]:
+        """Run the script over ``values`` (version key -> value) in epoch ``into``; what the
+        keys hold afterwards. ``EpochMoved`` when ``into`` is not live."""
+        if not values or (timeout is not None and timeout <= 0):
+            return dict(values)  # Django's meaning of a timeout <= 0: do not cache
+        start = epoch.prefix(into)
+        made = [self.make_key(start + key) for key in values]
+        after = self.script(
+            keys=[self.make_key(epoch.key(server)), *made],
+            args=[timeout or 0, into, mode, server or "", *values.values()],
+        )
+        if after and after[0] == b"server":
+            raise EpochMoved(after[1].decode())
+        if after and after[0] == b"epoch":
+            raise EpochMoved(server)
+        return dict(zip(values, after, strict=True))
+
+
+class _CacheEpochs:
+    """The epoch key through the cache API (any backend)."""
+
+    def __init__(self, backend: BaseCache) -> None:
+        self.backend = backend
+
+    def get(self, name: str) -> object:
+        return self.backend.get(name)
+
+    def add(self, name: str, value: int) -> object:
+        return self.backend.add(name, value, None)
+
+
+class _PrimaryEpochs:
+    """The epoch key on the primary of Django's RedisCache (never a lagging replica)."""
+
+    def __init__(self, writer: MonotonicWriter) -> None:
+        self.writer = writer
+
+    def get(self, name: str) -> object:
+        return self.writer.client.get(self.writer.make_key(name))
+
+    def add(self, name: str, value: int) -> object:
+        return self.writer.client.set(self.writer.make_key(name), value, nx=True)
+
+
+def epoch_store(backend: BaseCache) -> epoch.EpochStore:
+    """Where the epoch key is read and made: the primary on Redis, else the cache API."""
+    writer = monotonic_writer(backend)
+    return _CacheEpochs(backend) if writer is None else _PrimaryEpochs(writer)
+
+
+_WRITER: Final = "_django_conditional_writer"
+
+
+def monotonic_writer(backend: BaseCache) -> MonotonicWriter | None:
+    """The writer of ``backend`` (one per cache object), None off Django's RedisCache."""
+    described = redis_adapter.backend(backend)
+    if described is None or not described.plain_ints:
+        return None  # the script writes plain integers, as Django's own serializer does
+    writer: MonotonicWriter | None = backend.__dict__.get(_WRITER)
+    if writer is None:
+        writer = backend.__dict__[_WRITER] = MonotonicWriter(described)
+    return writer
