@@ -4,13 +4,15 @@ A bounded run (loopback only; it stops by itself) against gunicorn with several 
 PostgreSQL and Redis, serving the example project's JSON API. Client threads mix conditional
 GETs and HEADs (``If-None-Match`` with current and superseded tags), plain GETs, and ``PATCH``
 writes with ``If-Match``. The oracle records every request with its send and receive times and
-every successful write's resulting ETag, then checks:
+every successful write's resulting ETag. Meanwhile a back-office process (``bench/load_backdoor.py``)
+changes other articles without the API: saves with an explicit primary key, upserts, moves to
+another author, and author edits (which change every article's tag). The oracle then checks:
 
-- no stale answer: no 304 (nor a 200 carrying an old ETag) for a tag that was already superseded
-  (a later write's 2xx had been received) when the request was sent;
+- no stale answer: a tag first seen before a change (a successful write, a back-office commit)
+  started is superseded once it ended: no 304 for it, no 200 or 412 carrying it, for any request
+  sent after that;
 - no double success: no two writes with the same ``If-Match`` both succeeded;
-- no lost write: the successful writes of each article form one chain (each one's ``If-Match`` is
-  the previous one's new ETag), and the final state is the last write's (ETag and title).
+- no lost write: each API-written article ends with the title of its last successful write.
 
 It prints requests, errors (must be 0) and violations (must be 0); the exit status is non-zero
 otherwise. Environment: ``DATABASE_URL`` (default postgres://postgres@127.0.0.1:5432/test: the
@@ -35,6 +37,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,11 +203,14 @@ class Record:
     errors: list[str] = field(default_factory=list)
     # Tags each client has seen, per article (readers revalidate with recent and older ones).
     seen: dict[str, list[str]] = field(default_factory=dict)
+    # (path, tag) -> when a response first carried it (time.monotonic()).
+    first_seen: dict[tuple[str, str], float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def saw(self, path: str, tag: str | None) -> None:
         if tag:
             with self.lock:
+                self.first_seen.setdefault((path, tag), time.monotonic())
                 tags = self.seen.setdefault(path, [])
                 if tag not in tags:
                     tags.append(tag)
@@ -286,62 +292,97 @@ def reader(
 # The oracle -----------------------------------------------------------------------------------
 
 
+@dataclass
+class Change:
+    """A change of an article's state: from ``start`` (it may not have happened yet) to ``end``
+    (it has), by a successful HTTP write or a back-office write (``bench/load_backdoor.py``)."""
+
+    path: str
+    start: float
+    end: float
+    what: str
+
+
+def changes(
+    record: Record,
+    backdoor: list[dict[str, Any]],
+    paths: list[str],
+    ids: dict[int, str],
+) -> list[Change]:
+    found = [
+        Change(w.path, w.sent, w.received, f"PATCH with {w.if_match}")
+        for w in record.writes
+        if w.status == 200
+    ]
+    for entry in backdoor:
+        touched = paths if entry["all"] else [ids[int(i)] for i in entry["ids"]]
+        found += [
+            Change(
+                p,
+                float(entry["started"]),
+                float(entry["committed"]),
+                str(entry["kind"]),
+            )
+            for p in touched
+        ]
+    return found
+
+
 def check(
-    record: Record, initial: dict[str, str], final: dict[str, tuple[str | None, str]]
+    record: Record,
+    final: dict[str, tuple[str | None, str]],
+    found: list[Change],
+    http_paths: list[str],
 ) -> list[str]:
+    """A tag first seen before a change started is stale once the change ended: no 304 for it,
+    no 200 or 412 carrying it, for a request sent after that. No double success, no lost write."""
     violations: list[str] = []
     successes = [w for w in record.writes if w.status == 200]
-    # No two writes with the same If-Match both succeeded.
     doubled = Counter((w.path, w.if_match) for w in successes)
     violations += [
         f"{n} writes succeeded with If-Match {tag} on {p}"
         for (p, tag), n in doubled.items()
         if n > 1
     ]
-    # Each article's successful writes form one chain from its initial tag.
-    superseded: dict[
-        tuple[str, str], float
-    ] = {}  # (path, tag) -> when a later tag was received
-    for path, first in initial.items():
-        by_tag = {w.if_match: w for w in successes if w.path == path}
-        chain, tag = [], first
-        while tag in by_tag:
-            write = by_tag.pop(tag)
-            chain.append(write)
-            superseded[(path, tag)] = write.received
-            tag = write.etag or ""
-        violations += [
-            f"write on {path} based on a tag outside the chain: {w.if_match}"
-            for w in by_tag.values()
-        ]
-        final_etag, final_title = final[path]
-        if final_etag != tag:
-            violations.append(f"{path}: final ETag {final_etag}, last write made {tag}")
-        if chain and final_title != chain[-1].title:
+    for path in http_paths:
+        mine = sorted(
+            (w for w in successes if w.path == path), key=lambda w: w.received
+        )
+        if mine and final[path][1] != mine[-1].title:
             violations.append(
-                f"{path}: final title {final_title!r}, last write {chain[-1].title!r}"
+                f"{path}: final title {final[path][1]!r}, last write {mine[-1].title!r}"
             )
-    # No stale answer to a request sent after its tag was superseded.
+    by_path: dict[str, list[Change]] = {}
+    for each in found:
+        by_path.setdefault(each.path, []).append(each)
+
+    def stale(path: str, tag: str | None, sent: float) -> Change | None:
+        first = record.first_seen.get((path, tag or ""))
+        if first is None:
+            return None
+        for candidate in by_path.get(path, []):
+            if first < candidate.start and candidate.end < sent:
+                return candidate
+        return None
+
     for read in record.reads:
-        if read.status == 304 and read.tag is not None:
-            at = superseded.get((read.path, read.tag))
-            if at is not None and read.sent > at:
-                violations.append(
-                    f"stale 304: {read.method} {read.path} with {read.tag} sent {read.sent - at:.3f}s after it was superseded"
-                )
-        if read.status == 200 and read.etag:
-            at = superseded.get((read.path, read.etag))
-            if at is not None and read.sent > at:
-                violations.append(
-                    f"stale 200: {read.method} {read.path} gave {read.etag} {read.sent - at:.3f}s after it was superseded"
-                )
+        shown = read.tag if read.status == 304 else read.etag
+        change = (
+            stale(read.path, shown, read.sent) if read.status in (200, 304) else None
+        )
+        if change is not None:
+            violations.append(
+                f"stale {read.status}: {read.method} {read.path} with {shown} sent "
+                f"{read.sent - change.end:.3f}s after {change.what} ended"
+            )
     for write in record.writes:
-        if write.status == 412 and write.etag:
-            at = superseded.get((write.path, write.etag))
-            if at is not None and write.sent > at:
-                violations.append(
-                    f"412 on {write.path} offered the superseded {write.etag}"
-                )
+        change = (
+            stale(write.path, write.etag, write.sent) if write.status == 412 else None
+        )
+        if change is not None:
+            violations.append(
+                f"412 on {write.path} offered {write.etag}, superseded by {change.what}"
+            )
     return violations
 
 
@@ -372,9 +413,9 @@ def run(args: argparse.Namespace) -> int:
         recreate_database(base, name)
         server: Server | None = None
         try:
-            prepare_database(env, args.articles)
+            prepare_database(env, args.articles + args.backdoor)
             server = start_server(env, args.workers, module_dir / "gunicorn.log")
-            return exercise(server, args, started)
+            return exercise(server, args, started, env)
         finally:
             if server is not None:
                 server.stop()
@@ -382,24 +423,51 @@ def run(args: argparse.Namespace) -> int:
             delete_redis_keys(redis_url, prefix)
 
 
-def exercise(server: Server, args: argparse.Namespace, started: float) -> int:
+def start_backdoor(
+    env: dict[str, str], seconds: float, ids: list[int]
+) -> subprocess.Popen[str] | None:
+    if not ids:
+        return None
+    script = str(ROOT / "bench" / "load_backdoor.py")
+    return subprocess.Popen(
+        [sys.executable, script, str(seconds), ",".join(map(str, ids)), "7"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def backdoor_entries(
+    process: subprocess.Popen[str] | None, record: Record
+) -> list[dict[str, Any]]:
+    if process is None:
+        return []
+    out, err = process.communicate(timeout=REQUEST_TIMEOUT + 30)
+    if process.returncode != 0:
+        record.errors.append(f"back-office writer failed: {err[-2000:]}")
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def exercise(
+    server: Server, args: argparse.Namespace, started: float, env: dict[str, str]
+) -> int:
     port = server.port
     listing = json.loads(call(port, "GET", "/api/articles/").body)
-    paths = [
-        f"/api/articles/{doc['id']}/" for doc in listing["results"][: args.articles]
-    ]
-    initial = {}
+    docs = listing["results"][: args.articles + args.backdoor]
+    ids = {int(doc["id"]): f"/api/articles/{doc['id']}/" for doc in docs}
+    paths = list(ids.values())
+    http_paths, backdoor_ids = paths[: args.articles], list(ids)[args.articles :]
+    record = Record()
     for path in paths:
         reply = call(port, "GET", path)
         assert reply.status == 200 and reply.etag, reply
-        initial[path] = reply.etag
-    record = Record()
-    for path, tag in initial.items():
-        record.saw(path, tag)
+        record.saw(path, reply.etag)
     stop = threading.Event()
     threads = [
         threading.Thread(
-            target=writer, args=(port, paths, record, stop, n), daemon=True
+            target=writer, args=(port, http_paths, record, stop, n), daemon=True
         )
         for n in range(args.writers)
     ] + [
@@ -409,23 +477,27 @@ def exercise(server: Server, args: argparse.Namespace, started: float) -> int:
         for n in range(args.readers)
     ]
     load_started = time.monotonic()
+    backdoor = start_backdoor(env, args.seconds, backdoor_ids)
     for thread in threads:
         thread.start()
     stop.wait(args.seconds)
     stop.set()
     for thread in threads:
         thread.join(timeout=REQUEST_TIMEOUT + 5)
+    entries = backdoor_entries(backdoor, record)
     elapsed = time.monotonic() - load_started
     final: dict[str, tuple[str | None, str]] = {}
     for path in paths:
         reply = call(port, "GET", path)
         final[path] = (reply.etag, json.loads(reply.body)["title"])
-    violations = check(record, initial, final)
+    found = changes(record, entries, paths, ids)
+    violations = check(record, final, found, http_paths)
     if any(thread.is_alive() for thread in threads):
         record.errors.append("a client thread did not stop")
     log = server.log_path.read_text(errors="replace")
     if "Traceback" in log or "WORKER TIMEOUT" in log:
         record.errors.append("gunicorn logged an error:\n" + log[-2000:])
+    print(f"back-office writes: {Counter(str(e['kind']) for e in entries)}")
     return report(record, violations, elapsed, time.monotonic() - started, args)
 
 
@@ -470,15 +542,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seconds",
         type=float,
-        default=float(os.environ.get("LOAD_ORACLE_SECONDS", 20)),
+        default=float(os.environ.get("LOAD_ORACLE_SECONDS", 60)),
     )
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
     parser.add_argument("--writers", type=int, default=4, help="writing client threads")
     parser.add_argument(
         "--readers", type=int, default=8, help="revalidating client threads"
     )
     parser.add_argument(
         "--articles", type=int, default=5, help="articles written (contention)"
+    )
+    parser.add_argument(
+        "--backdoor",
+        type=int,
+        default=3,
+        help="articles changed by back-office writes (explicit-pk saves, upserts, moves, author edits)",
     )
     parser.add_argument(
         "--database",
