@@ -234,3 +234,31 @@ def test_w005_not_raised_with_our_gzip_or_without_guarded_views():
 
 def test_w005_broken_urlconf_is_left_to_django():
     assert compression_ids(MIDDLEWARE=[GZIP], ROOT_URLCONF="tests.no_such_urls") == []
+
+
+REPLICATED = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": ["redis://127.0.0.1:1/0", "redis://127.0.0.1:2/0"],
+    }
+}
+
+
+def test_i011_replicas_read_versions_on_the_primary():
+    with override_settings(CACHES=REPLICATED):
+        messages = checks.check_replicas()
+    assert [m.id for m in messages] == ["django_conditional.I011"]
+    assert "redis://127.0.0.1:1/0" in messages[0].msg
+
+
+def test_e015_replicas_without_the_fast_path_are_refused():
+    with override_settings(CACHES=REPLICATED, CONDITIONAL_REDIS_FAST_PATH=False):
+        messages = checks.check_replicas()
+    assert [m.id for m in messages] == ["django_conditional.E015"]
+
+
+def test_one_server_or_another_backend_needs_no_replica_check():
+    assert checks.check_replicas() == []
+    single = {"default": {**REPLICATED["default"], "LOCATION": "redis://127.0.0.1:1/0"}}
+    with override_settings(CACHES=single):
+        assert checks.check_replicas() == []

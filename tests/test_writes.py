@@ -438,3 +438,21 @@ def test_require_precondition_for_named_methods(client, article):
     path = f"/post-required/{article.pk}/"
     assert client.post(path, "{}", content_type="application/json").status_code == 428
     assert put(client, path, {"title": "x"}).status_code == 200
+
+
+def test_two_clients_holding_one_last_modified_cannot_both_write_within_a_second(
+    client, article
+):
+    """A date names a second. Client A writes (with If-Match) in the second client B's
+    Last-Modified names: B's If-Unmodified-Since cannot prove it saw A's write. 412, with the
+    ETag to send in If-Match instead; A's write is kept."""
+    path = f"/dated/{article.pk}/"
+    page = client.get(path)
+    held, tag = page.headers["Last-Modified"], page.headers["ETag"]
+    first = put(client, path, {"title": "first"}, **{"If-Match": tag})
+    assert first.status_code == 200
+    second = put(client, path, {"title": "second"}, **{"If-Unmodified-Since": held})
+    assert second.status_code == 412
+    assert second.json()["precondition"] == "If-Unmodified-Since"
+    assert second.headers["ETag"] == first.headers["ETag"]
+    assert title(article) == "first"
