@@ -629,9 +629,10 @@ def _run_with_a_kill(port: int, master: int, seconds: float = 6.0) -> None:
 
 
 def _oracle_record(
-    **changes: Any,
-) -> tuple[Any, dict[str, str], dict[str, tuple[str | None, str]]]:
+    backdoor: list[dict[str, Any]] | None = None, **changes: Any
+) -> tuple[Any, dict[str, tuple[str | None, str]], list[Any], list[str]]:
     from bench.load_oracle import Read, Record, Write
+    from bench.load_oracle import changes as changes_of
 
     path = "/api/articles/1/"
     record = Record()
@@ -647,9 +648,11 @@ def _oracle_record(
         Read(path, "GET", '"t1"', sent=5.0, received=5.1, status=200, etag='"t2"'),
         Read(path, "HEAD", '"t2"', sent=5.0, received=5.1, status=304, etag='"t2"'),
     ]
+    record.first_seen = {(path, '"t0"'): 0.5, (path, '"t1"'): 2.0, (path, '"t2"'): 4.0}
     for name, value in changes.items():
         getattr(record, name).append(value)
-    return record, {path: '"t0"'}, {path: ('"t2"', "second")}
+    found = changes_of(record, backdoor or [], [path], {1: path})
+    return record, {path: ('"t2"', "second")}, found, [path]
 
 
 def test_the_load_oracle_passes_a_correct_history() -> None:
@@ -674,6 +677,26 @@ def test_the_load_oracle_catches_a_stale_304_and_a_stale_200() -> None:
     assert violation.startswith("stale 200")
 
 
+def test_the_load_oracle_catches_a_stale_304_after_a_back_office_write() -> None:
+    from bench.load_oracle import Read, check
+
+    path = "/api/articles/1/"
+    author_edit = {
+        "kind": "author",
+        "ids": [],
+        "all": True,
+        "started": 4.2,
+        "committed": 4.3,
+    }
+    after = Read(path, "GET", '"t2"', sent=4.4, received=4.5, status=304, etag='"t2"')
+    violations = check(*_oracle_record(backdoor=[author_edit], reads=after))
+    # The new read, and the history's own 304 for "t2" at 5.0: both after the edit ended.
+    assert len(violations) == 2
+    assert all(v.startswith("stale 304") and "author" in v for v in violations)
+    during = Read(path, "GET", '"t2"', sent=4.25, received=4.5, status=304, etag='"t2"')
+    assert len(check(*_oracle_record(backdoor=[author_edit], reads=during))) == 1
+
+
 def test_the_load_oracle_catches_a_double_success_and_a_lost_write() -> None:
     from bench.load_oracle import Write, check
 
@@ -683,6 +706,6 @@ def test_the_load_oracle_catches_a_double_success_and_a_lost_write() -> None:
     )
     violations = check(*_oracle_record(writes=double))
     assert any("2 writes succeeded with If-Match" in v for v in violations)
-    record, initial, _final = _oracle_record()
-    lost = check(record, initial, {"/api/articles/1/": ('"t2"', "first")})
+    record, _final, found, paths = _oracle_record()
+    lost = check(record, {path: ('"t2"', "first")}, found, paths)
     assert lost and "final title" in lost[0]
