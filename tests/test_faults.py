@@ -690,11 +690,12 @@ def test_the_load_oracle_catches_a_stale_304_after_a_back_office_write() -> None
     }
     after = Read(path, "GET", '"t2"', sent=4.4, received=4.5, status=304, etag='"t2"')
     violations = check(*_oracle_record(backdoor=[author_edit], reads=after))
-    # The new read, and the history's own 304 for "t2" at 5.0: both after the edit ended.
-    assert len(violations) == 2
-    assert all(v.startswith("stale 304") and "author" in v for v in violations)
+    # The new read, and the history's own 200 and 304 carrying "t2" at 5.0: all after the
+    # edit ended, which made "t2" (first seen at 4.0) stale.
+    assert len(violations) == 3
+    assert all(v.startswith("stale ") and "author" in v for v in violations)
     during = Read(path, "GET", '"t2"', sent=4.25, received=4.5, status=304, etag='"t2"')
-    assert len(check(*_oracle_record(backdoor=[author_edit], reads=during))) == 1
+    assert len(check(*_oracle_record(backdoor=[author_edit], reads=during))) == 2
 
 
 def test_the_load_oracle_catches_a_double_success_and_a_lost_write() -> None:
