@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -33,6 +34,7 @@ from django_conditional.store.keys import (
     object_key,
     parse_key,
 )
+from django_conditional.store.stamps import Stamp, decode, moment
 
 __all__ = [
     "MAX_KEY_LENGTH",
@@ -57,11 +59,28 @@ logger = logging.getLogger("django_conditional")
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """What one read returned: the versions of the keys asked for, and the value cached at the
-    extra key fetched in the same round trip (None when absent or when the cache failed)."""
+    """What one read returned: the versions of the keys asked for, the time of each one's last
+    bump (None when not known: never bumped, or cached by an older release), and the value cached
+    at the extra key fetched in the same round trip (None when absent or the cache failed)."""
 
     versions: dict[str, int]
     extra: Any = None
+    changed: dict[str, datetime | None] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, stamps: Mapping[str, Stamp], extra: Any = None) -> Snapshot:
+        return cls(
+            {key: stamp[0] for key, stamp in stamps.items()},
+            extra,
+            {key: moment(stamp[1]) for key, stamp in stamps.items()},
+        )
+
+    def last_changed(self) -> datetime | None:
+        """The latest bump of all the keys (None if any is not known): a ``Last-Modified``."""
+        times = list(self.changed.values())
+        if not times or any(time is None for time in times):
+            return None
+        return max(time for time in times if time is not None)
 
 
 def cache_key(key: str) -> str:
@@ -122,7 +141,7 @@ def _from_database(plan: _Plan, cached: Mapping[str, Any] | None) -> Snapshot:
     # The cache failed, or holds another epoch (a flush, a restart, a failover): nothing in it
     # is trusted; the database answers and the live epoch is filled.
     backend = store_cache.cache()
-    fresh = database.read(plan.keys)
+    fresh = database.read_stamps(plan.keys)
     if cached is not None:
         server = fastcache.server_id(backend)
         try:
@@ -131,7 +150,7 @@ def _from_database(plan: _Plan, cached: Mapping[str, Any] | None) -> Snapshot:
             store_cache.warn("epoch", exc)
             into = 0
         store_cache.fill(backend, into, fresh)
-    return Snapshot(fresh)
+    return Snapshot.of(fresh)
 
 
 def _complete(plan: _Plan, cached: Mapping[str, Any] | None) -> Snapshot:
@@ -143,7 +162,8 @@ def _complete(plan: _Plan, cached: Mapping[str, Any] | None) -> Snapshot:
             if cached is None or plan.extra_key is None
             else cached.get(plan.extra_key)
         )
-        return Snapshot(_from_database(plan, cached).versions, extra)
+        fallback = _from_database(plan, cached)
+        return Snapshot(fallback.versions, extra, fallback.changed)
     assert cached is not None
     backend = store_cache.cache()
     # Split before repairing: the values just read may be the ones a failed write left stale.
@@ -151,11 +171,11 @@ def _complete(plan: _Plan, cached: Mapping[str, Any] | None) -> Snapshot:
     if store_cache.untrusted:
         store_cache.repair(backend, plan.prefix)
     if missing:
-        fresh = database.read(missing)
+        fresh = database.read_stamps(missing)
         store_cache.fill(backend, plan.epoch, fresh)
         found.update(fresh)
     extra = cached.get(plan.extra_key) if plan.extra_key is not None else None
-    return Snapshot(found, extra)
+    return Snapshot.of(found, extra)
 
 
 def _all_cached(plan: _Plan, cached: Mapping[str, Any] | None) -> bool:
@@ -163,7 +183,7 @@ def _all_cached(plan: _Plan, cached: Mapping[str, Any] | None) -> bool:
         return False
     assert cached is not None
     start = plan.prefix
-    return all(type(cached.get(start + key)) is int for key in plan.keys)
+    return all(decode(cached.get(start + key)) is not None for key in plan.keys)
 
 
 def read(keys: Iterable[str], extra_key: str | None = None) -> Snapshot:
@@ -230,9 +250,9 @@ def _announce(committed: dict[str, int]) -> None:
             )
 
 
-def _published(db: str, committed: dict[str, int]) -> None:
+def _published(db: str, committed: dict[str, Stamp]) -> None:
     store_cache.publish(db, committed)
-    _announce(committed)
+    _announce({key: stamp[0] for key, stamp in committed.items()})
 
 
 def bump(*keys: str, deleted: bool = False, using: str | None = None) -> dict[str, int]:
@@ -250,7 +270,7 @@ def bump(*keys: str, deleted: bool = False, using: str | None = None) -> dict[st
     db = database.database(using)
     with transaction.atomic(using=db, savepoint=False):
         store_cache.mark_pending(unique)
-        values = database.increment(db, unique, deleted)
+        stamps = database.increment(db, unique, deleted)
         # The rows stay locked until the commit: these are the values it commits.
-        transaction.on_commit(lambda: _published(db, values), using=db)
-    return values
+        transaction.on_commit(lambda: _published(db, stamps), using=db)
+    return {key: stamp[0] for key, stamp in stamps.items()}

@@ -377,7 +377,9 @@ def test_database_failing_on_the_version_lookup(
     caches[conf.CACHE_ALIAS].clear()
     tag = site.current()
     broken = mock.patch.object(
-        store_database, "read", side_effect=OperationalError("version table down")
+        store_database,
+        "read_stamps",
+        side_effect=OperationalError("version table down"),
     )
     with broken as read_db, caplog.at_level(logging.WARNING):
         assert site.get(if_none_match=tag).status_code == 304

@@ -163,7 +163,9 @@ def test_a_flushdb_serves_no_stale_304_even_against_a_late_fill(
         old = _tag(client, article)
         key = versions.object_key(article)
         before = int(versions.cache_key(key).split(":")[-4])
-        stale = store_database.read([key])  # a reader's database read, before the bump
+        stale = store_database.read_stamps(
+            [key]
+        )  # a reader's database read, before the bump
         _edit(article, "Two")
         new = _tag(client, article)
         assert primary.call("FLUSHDB") in (True, "OK")

@@ -22,6 +22,7 @@ from django_conditional.signals import version_bumped
 from django_conditional.store import cache as store_cache
 from django_conditional.store import database as store_database
 from django_conditional.store import scripts as store_scripts
+from django_conditional.store import stamps
 from tests.testapp.models import Article, Author, Country, Tag
 
 
@@ -40,7 +41,10 @@ def generic_cache(monkeypatch):
 
 
 def cached(key: str):
-    return caches[conf.CACHE_ALIAS].get(versions.cache_key(key))
+    """The version the cache holds for ``key`` (or whatever else it holds: a mark, None)."""
+    value = caches[conf.CACHE_ALIAS].get(versions.cache_key(key))
+    stamp = stamps.decode(value)
+    return value if stamp is None else stamp[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -404,7 +408,7 @@ def test_failing_receiver_is_logged_not_raised(
 def test_reader_fill_never_overwrites_a_newer_bump(django_capture_on_commit_callbacks):
     """A reader that read the database before a bump committed stores with ``add``: it loses."""
     key = "o:testapp.author:1"
-    stale = store_database.read(
+    stale = store_database.read_stamps(
         [key]
     )  # the reader's database read, before the bump commits
     with django_capture_on_commit_callbacks(execute=True):
@@ -430,10 +434,11 @@ def test_writer_sets_again_when_a_concurrent_bump_moved_the_key(
     cache.set(versions.cache_key(key), 2)
     with mock.patch.object(cache, "set_many", wraps=cache.set_many) as set_many:
         callbacks[0]()  # ...then our set(1) lands after theirs, and is repaired
-    assert [c.args[0] for c in set_many.call_args_list] == [
-        {versions.cache_key(key): 1},
-        {versions.cache_key(key): 2},
+    written = [
+        {k: stamps.decode(v)[0] for k, v in c.args[0].items()}  # type: ignore[index]
+        for c in set_many.call_args_list
     ]
+    assert written == [{versions.cache_key(key): 1}, {versions.cache_key(key): 2}]
     assert cached(key) == 2
 
 
@@ -445,7 +450,7 @@ def test_publish_with_the_database_unreadable_deletes(
     assert versions.get(key) == 0
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         versions.bump(key)
-    with mock.patch.object(store_database, "read", _raise):
+    with mock.patch.object(store_database, "read_stamps", _raise):
         callbacks[0]()
     assert cached(key) is None
     assert versions.get(key) == 1
@@ -461,7 +466,9 @@ def test_writer_gives_up_setting_and_deletes_a_key_that_keeps_moving(
         versions.bump(key)
     counter = iter(range(2, 100))
     with mock.patch.object(
-        store_database, "read", lambda keys, using=None: {key: next(counter)}
+        store_database,
+        "read_stamps",
+        lambda keys, using=None: {key: (next(counter), 0)},
     ):
         callbacks[0]()
     assert cached(key) is None
@@ -598,8 +605,8 @@ def test_cache_alias_and_prefix(settings, django_capture_on_commit_callbacks):
     settings.CONDITIONAL_KEY_PREFIX = "cv"
     with django_capture_on_commit_callbacks(execute=True):
         versions.bump("k")
-    assert versions.cache_key("k").startswith("cv:v2:")
-    assert caches["versions"].get(versions.cache_key("k")) == 1
+    assert versions.cache_key("k").startswith("cv:v3:")
+    assert caches["versions"].get(versions.cache_key("k")).split("|")[0] == "1"
     caches["versions"].clear()
 
 
@@ -661,7 +668,7 @@ def test_redis_shortcut_reads_what_the_cache_wrote(django_capture_on_commit_call
         }
         assert async_to_sync(versions.aget_many)(["a", "b"]) == {"a": 1, "b": 1}
     # The keys are the cache's own (KEY_PREFIX, VERSION and KEY_FUNCTION applied).
-    assert cache.get(versions.cache_key("a")) == 1
+    assert stamps.decode(cache.get(versions.cache_key("a")))[0] == 1  # type: ignore[index]
 
 
 class Serializer(RedisSerializer):
@@ -696,7 +703,7 @@ def test_redis_writes_never_lower_a_newer_version(django_capture_on_commit_callb
     callbacks[0]()  # ...our late write of 1 is dropped by Redis itself
     assert cached(key) == 2
     # A reader that read the database before a commit cannot lower it either.
-    store_cache.fill(caches[conf.CACHE_ALIAS], live, {key: 1})
+    store_cache.fill(caches[conf.CACHE_ALIAS], live, {key: (1, 0)})
     assert cached(key) == 2
     assert shortcut.write("publish", server, live, {key: -3}, None) == {key: b"-3"}
     assert cached(key) == -3

@@ -18,7 +18,6 @@ Values are plain ``int``, so Django's ``RedisCache`` stores them without picklin
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
@@ -34,6 +33,7 @@ from django_conditional.store.scripts import (
     epoch_store,
     monotonic_writer,
 )
+from django_conditional.store.stamps import Stamp, decode, encode, pickled, raw_version
 
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
@@ -76,22 +76,22 @@ def repair(backend: BaseCache, start: str) -> None:
 
 def split(
     keys: Sequence[str], cached: Mapping[str, object], start: str
-) -> tuple[dict[str, int], list[str]]:
-    """The trusted cached versions of ``keys``, and the keys the database must answer."""
-    found: dict[str, int] = {}
+) -> tuple[dict[str, Stamp], list[str]]:
+    """The trusted cached stamps of ``keys``, and the keys the database must answer."""
+    found: dict[str, Stamp] = {}
     missing: list[str] = []
     distrusted = untrusted
     for key in keys:
-        value = cached.get(start + key)
-        # Anything but a plain int (pending, foreign or corrupt) is not trusted.
-        if type(value) is int and not (distrusted and key in distrusted):
-            found[key] = value
+        # Anything but a stamp (pending, foreign or corrupt) is not trusted.
+        stamp = decode(cached.get(start + key))
+        if stamp is not None and not (distrusted and key in distrusted):
+            found[key] = stamp
         else:
             missing.append(key)
     return found, missing
 
 
-def fill(backend: BaseCache, into: int, values: Mapping[str, int]) -> None:
+def fill(backend: BaseCache, into: int, values: Mapping[str, Stamp]) -> None:
     """Store what a reader read from the database in epoch ``into``, never over anything."""
     if not into:
         return
@@ -100,11 +100,13 @@ def fill(backend: BaseCache, into: int, values: Mapping[str, int]) -> None:
     try:
         writer = monotonic_writer(backend)
         if writer is not None:
-            writer.write("fill", server, into, trusted, conf.VERSION_CACHE_TIMEOUT)
+            writer.write(
+                "fill", server, into, _pickled(trusted), conf.VERSION_CACHE_TIMEOUT
+            )
             return
         start = epoch.prefix(into)
         for key, value in trusted.items():
-            backend.add(start + key, value, conf.VERSION_CACHE_TIMEOUT)
+            backend.add(start + key, encode(value), conf.VERSION_CACHE_TIMEOUT)
     except EpochMoved:
         return  # a namespace nobody reads any more
     except Exception as exc:
@@ -136,37 +138,23 @@ def mark_pending(keys: Iterable[str]) -> None:
 
 
 def _set_and_verify(
-    backend: BaseCache, start: str, db: str, committed: dict[str, int]
+    backend: BaseCache, start: str, db: str, committed: dict[str, Stamp]
 ) -> None:
     timeout = conf.VERSION_CACHE_TIMEOUT
     keys = list(committed)
-    backend.set_many({start + k: v for k, v in committed.items()}, timeout)
+    backend.set_many({start + k: encode(v) for k, v in committed.items()}, timeout)
     # A concurrent bump may have committed and set a newer value before our set landed: read
     # the database and set what moved. Whatever commits after this read is followed by its own
     # bumper's set, so the cache ends at the latest committed version.
     current = committed
     for _round in range(3):
-        again = database.read(keys, db)
-        moved = {k: v for k, v in again.items() if v != current[k]}
+        again = database.read_stamps(keys, db)
+        moved = {k: v for k, v in again.items() if v[0] != current[k][0]}
         if not moved:
             return
-        backend.set_many({start + k: v for k, v in moved.items()}, timeout)
+        backend.set_many({start + k: encode(v) for k, v in moved.items()}, timeout)
         current = again
     backend.delete_many([start + k for k in keys])  # too busy: let readers refill
-
-
-_MARKED: Final = re.compile(rb"pending:(-?\d+)")
-
-
-def _as_int(value: object) -> int | None:
-    """The version a raw cached value holds: a number, or the one a pending mark keeps."""
-    if not isinstance(value, (bytes, str, int)):
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        marked = _MARKED.search(value) if isinstance(value, bytes) else None
-        return int(marked.group(1)) if marked else None
 
 
 def _set_max_and_check(
@@ -174,22 +162,28 @@ def _set_max_and_check(
     server: str | None,
     into: int,
     db: str,
-    committed: dict[str, int],
+    committed: dict[str, Stamp],
 ) -> None:
     # A larger cached value is a concurrent newer bump, unless the database went back (a
     # restored backup, a test's rolled-back transaction): then the database wins.
     timeout = conf.VERSION_CACHE_TIMEOUT
-    after = writer.write("publish", server, into, committed, timeout)
-    ahead = [k for k in committed if _as_int(after[k]) != committed[k]]
+    after = writer.write("publish", server, into, _pickled(committed), timeout)
+    ahead = [k for k in committed if raw_version(after[k]) != committed[k][0]]
     if ahead:
-        now = database.read(ahead, db)
-        behind = {k: now[k] for k in ahead if abs(now[k]) < abs(_as_int(after[k]) or 0)}
+        now = database.read_stamps(ahead, db)
+        behind = {
+            k: now[k] for k in ahead if abs(now[k][0]) < abs(raw_version(after[k]) or 0)
+        }
         if behind:
-            writer.write("set", server, into, behind, timeout)
+            writer.write("set", server, into, _pickled(behind), timeout)
+
+
+def _pickled(stamps: Mapping[str, Stamp]) -> dict[str, bytes]:
+    return {key: pickled(stamp) for key, stamp in stamps.items()}
 
 
 def _publish_once(
-    backend: BaseCache, server: str | None, db: str, committed: dict[str, int]
+    backend: BaseCache, server: str | None, db: str, committed: dict[str, Stamp]
 ) -> None:
     # The epoch is read after the commit: a namespace made later reads the database after it.
     into = epoch.establish(epoch_store(backend), server)
@@ -202,7 +196,7 @@ def _publish_once(
         _set_and_verify(backend, epoch.prefix(into), db, committed)
 
 
-def publish(db: str, committed: dict[str, int]) -> None:
+def publish(db: str, committed: dict[str, Stamp]) -> None:
     """After commit: write the versions a bump committed into the live epoch."""
     backend = cache()
     server = fastcache.server_id(backend)

@@ -19,6 +19,7 @@ from django.db.models.functions import Abs
 from django.utils import timezone
 
 from django_conditional.store.keys import parse_key
+from django_conditional.store.stamps import Stamp, ms
 
 if TYPE_CHECKING:
     from django.contrib.contenttypes.models import ContentType
@@ -55,13 +56,20 @@ def chunks(keys: Sequence[str]) -> Iterable[Sequence[str]]:
         yield keys[start : start + CHUNK]
 
 
-def read(keys: Sequence[str], using: str | None = None) -> dict[str, int]:
-    """Current versions (0 for keys without a row), one query per ``CHUNK`` keys."""
+def read_stamps(keys: Sequence[str], using: str | None = None) -> dict[str, Stamp]:
+    """Current versions and bump times (``(0, 0)`` for keys without a row), one query per
+    ``CHUNK`` keys."""
     manager = row_model()._base_manager.using(database(using))
-    values = dict.fromkeys(keys, 0)
+    values: dict[str, Stamp] = dict.fromkeys(keys, (0, 0))
     for chunk in chunks(keys):
-        values.update(manager.filter(key__in=chunk).values_list("key", "version"))
+        rows = manager.filter(key__in=chunk).values_list("key", "version", "updated_at")
+        values.update((key, (version, ms(at))) for key, version, at in rows)
     return values
+
+
+def read(keys: Sequence[str], using: str | None = None) -> dict[str, int]:
+    """Current versions (0 for keys without a row)."""
+    return {key: stamp[0] for key, stamp in read_stamps(keys, using).items()}
 
 
 def _content_type(label: str | None) -> ContentType | None:
@@ -124,7 +132,7 @@ def _upsert_statement(db: str, count: int, deleted: bool) -> str:
         f"ON CONFLICT ({columns[0]}) DO UPDATE SET "
         f"{version} = {sign}(ABS({table}.{version}) + 1), "
         f"{updated_at} = EXCLUDED.{updated_at} "
-        f"RETURNING {columns[0]}, {version}"
+        f"RETURNING {columns[0]}, {version}, {updated_at}"
     )
 
 
@@ -153,18 +161,24 @@ def _upsert_params(db: str, chunk: Sequence[str], deleted: bool) -> list[object]
     return params
 
 
-def upsert_returning(db: str, keys: Sequence[str], deleted: bool) -> dict[str, int]:
+def upsert_returning(db: str, keys: Sequence[str], deleted: bool) -> dict[str, Stamp]:
     """One ``INSERT ... ON CONFLICT (key) DO UPDATE ... RETURNING`` per chunk of keys."""
-    result: dict[str, int] = {}
+    connection = connections[db]
+    field = row_model()._meta.get_field("updated_at")
+    result: dict[str, Stamp] = {}
     for chunk in chunks(keys):
         sql = _upsert_statement(db, len(chunk), deleted)
-        with connections[db].cursor() as cursor:
+        with connection.cursor() as cursor:
             cursor.execute(sql, _upsert_params(db, chunk, deleted))
-            result.update((key, int(value)) for key, value in cursor.fetchall())
+            for key, value, at in cursor.fetchall():
+                # SQLite returns text: the field's converters make it a datetime.
+                for convert in field.get_db_converters(connection):  # type: ignore[union-attr]
+                    at = convert(at, None, connection)
+                result[key] = (int(value), ms(at))
     return result
 
 
-def upsert_portable(db: str, keys: Sequence[str], deleted: bool) -> dict[str, int]:
+def upsert_portable(db: str, keys: Sequence[str], deleted: bool) -> dict[str, Stamp]:
     """``UPDATE ... SET version = ABS(version) + 1`` for the rows that exist, then ``INSERT`` the
     missing ones in a savepoint; a concurrent insert (``IntegrityError``) sends that key back to
     the UPDATE."""
@@ -173,7 +187,7 @@ def upsert_portable(db: str, keys: Sequence[str], deleted: bool) -> dict[str, in
     pending = list(keys)
     for _attempt in range(5):
         if not pending:
-            return read(keys, db)
+            return read_stamps(keys, db)
         for chunk in chunks(pending):
             manager.filter(key__in=chunk).update(
                 version=_new_version(deleted), updated_at=timezone.now()
@@ -191,12 +205,14 @@ def upsert_portable(db: str, keys: Sequence[str], deleted: bool) -> dict[str, in
             except IntegrityError:
                 retry.append(key)  # created by a concurrent transaction: increment it
         pending = retry
+    if not pending:
+        return read_stamps(keys, db)
     raise DatabaseError(
         f"could not bump {pending!r}"
     )  # pragma: no cover - five lost races
 
 
-def increment(db: str, keys: Sequence[str], deleted: bool) -> dict[str, int]:
+def increment(db: str, keys: Sequence[str], deleted: bool) -> dict[str, Stamp]:
     """Increment the versions of ``keys`` (sorted) in ``db``; the values this transaction holds."""
     if uses_upsert(db):
         return upsert_returning(db, keys, deleted)

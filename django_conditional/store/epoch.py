@@ -23,7 +23,7 @@ from typing import Final, Protocol
 
 from django_conditional.conf import conf
 
-SCHEMA: Final = "v2"  # bump when the meaning of cached values changes
+SCHEMA: Final = "v3"  # bump when the meaning of cached values changes
 ANY_SERVER: Final = "any"
 _lock = threading.Lock()
 # (cache alias, server) -> the epoch this process last saw there.

@@ -27,21 +27,26 @@ local server = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
 if server ~= ARGV[4] then return {'server', server} end
 local epoch = redis.call('GET', KEYS[1])
 if epoch ~= ARGV[2] then return {'epoch', epoch or ''} end
+-- The version in a value: a plain number, a stamp ("V<version>|<ms>"), or what a mark kept.
+local function version(raw)
+  if not raw then return nil end
+  return tonumber(raw) or tonumber(string.match(raw, '^V(%-?%d+)|'))
+    or tonumber(string.match(raw, 'pending:(%-?%d+)'))
+end
 local ttl = tonumber(ARGV[1])
 local mode = ARGV[3]
 local result = {}
 for i = 2, #KEYS do
   local value = ARGV[i + 3]
   local raw = redis.call('GET', KEYS[i])
-  -- A pending mark keeps the version it replaced, so publications stay monotonic across it.
-  local old = raw and (tonumber(raw) or tonumber(string.match(raw, 'pending:(%-?%d+)')))
+  local old = version(raw)
   local write = mode == 'set'
   if mode == 'mark' then
     write = true
     -- A pickle (protocol 0) of the text "pending:<version>": Django's serializer reads it.
     value = 'Vpending:' .. (old or 0) .. '\\n.'
   elseif mode == 'publish' then
-    write = (not old) or math.abs(old) < math.abs(tonumber(value))
+    write = (not old) or math.abs(old) < math.abs(version(value))
   elseif mode == 'fill' then
     write = not raw
   end

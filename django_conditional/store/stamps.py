@@ -1,0 +1,60 @@
+"""A cached version and the time of its bump, as one cache value: ``"<version>|<ms>"``.
+
+The bump time comes with the version in the read's one round trip, so ``Last-Modified`` from
+versions costs no query. ``<ms>`` is milliseconds since the Unix epoch (0: not known). On Django's
+``RedisCache`` the value is stored as a protocol-0 pickle of that text (``V<text>\\n.``), which
+Django's serializer reads back and the Lua writer can parse; other backends store the text.
+A plain integer (a value written by an older release) reads as a version with no time.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Final
+
+Stamp = tuple[int, int]  # (version, bump time in ms; 0 when not known)
+
+_TEXT: Final = re.compile(r"(-?\d+)\|(\d+)")
+_RAW: Final = re.compile(rb"^V?(-?\d+)\|(\d+)")
+_PENDING: Final = re.compile(rb"pending:(-?\d+)")
+
+
+def ms(moment: datetime | None) -> int:
+    return 0 if moment is None else int(moment.timestamp() * 1000)
+
+
+def moment(milliseconds: int) -> datetime | None:
+    if not milliseconds:
+        return None
+    return datetime.fromtimestamp(milliseconds / 1000, timezone.utc)
+
+
+def encode(stamp: Stamp) -> str:
+    return f"{stamp[0]}|{stamp[1]}"
+
+
+def pickled(stamp: Stamp) -> bytes:
+    """``encode(stamp)`` as the bytes of a pickle (protocol 0) of that text."""
+    return b"V" + encode(stamp).encode() + b"\n."
+
+
+def decode(value: object) -> Stamp | None:
+    """The stamp a cached value (as the cache API returns it) holds; None for anything else."""
+    if type(value) is int:
+        return value, 0
+    if type(value) is str:
+        found = _TEXT.fullmatch(value)
+        if found:
+            return int(found.group(1)), int(found.group(2))
+    return None
+
+
+def raw_version(raw: object) -> int | None:
+    """The version in a raw Redis value: a stamp, a plain integer, or what a pending mark kept."""
+    if not isinstance(raw, bytes):
+        return None
+    if raw.lstrip(b"-").isdigit():
+        return int(raw)
+    found = _RAW.match(raw) or _PENDING.search(raw)
+    return int(found.group(1)) if found else None
