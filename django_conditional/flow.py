@@ -277,7 +277,9 @@ def conditional_view(
                 await remembered.aremember(key, response)
             return response
 
-        return visible_first(view, cast(View, _guarded(wraps(view)(_async_view))), visible)
+        return visible_first(
+            view, cast(View, _guarded(wraps(view)(_async_view))), visible
+        )
 
     def _view(
         request: HttpRequest, *args: object, **kwargs: object

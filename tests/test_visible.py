@@ -49,7 +49,8 @@ def _clean(clean_versions: None) -> Iterator[None]:
 
 @pytest.fixture
 def owner(db: None) -> User:
-    return User.objects.create_user("owner", password="owner")
+    user: User = User.objects.create_user("owner", password="owner")
+    return user
 
 
 @pytest.fixture
@@ -91,9 +92,7 @@ def test_if_match_from_an_anonymous_client_is_the_views_404_not_a_412(
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_if_match_on_a_get_from_a_stranger_is_the_views_404(
-    stranger, document, page
-):
+def test_if_match_on_a_get_from_a_stranger_is_the_views_404(stranger, document, page):
     response = request(stranger, "GET", page.format(document.pk), **{"If-Match": '"x"'})
     assert_the_views_404(response)
 

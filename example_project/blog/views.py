@@ -81,7 +81,7 @@ def _detail_modified(request: HttpRequest, pk: int) -> datetime | None:
 def _published(request: HttpRequest, pk: int) -> bool:
     """The detail page's access check, run before its preconditions (one query): a draft or a
     missing article is the view's 404, never a 304 or 412 telling that it exists."""
-    return Article.objects.filter(pk=pk, published=True).exists()
+    return bool(Article.objects.filter(pk=pk, published=True).exists())
 
 
 def _articles() -> QuerySet[Article]:
@@ -140,6 +140,7 @@ def about(request: HttpRequest) -> HttpResponse:
 
 
 # JSON API -----------------------------------------------------------------------------------
+
 
 class BadRequest(Exception):
     def __init__(self, errors: dict[str, Any]) -> None:

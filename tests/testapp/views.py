@@ -332,7 +332,7 @@ async def dropin_sync_func(request: HttpRequest, pk: int) -> HttpResponse:
 def own_document(request: HttpRequest, pk: int) -> bool:
     """The access check the views run first (``visible=``); the views check again inside."""
     user_pk = getattr(request.user, "pk", None)
-    return Document.objects.filter(pk=pk, owner_id=user_pk).exists()
+    return bool(Document.objects.filter(pk=pk, owner_id=user_pk).exists())
 
 
 async def aown_document(request: HttpRequest, pk: int) -> bool:
@@ -410,7 +410,7 @@ class DocumentDetail(VersionedMixin, _Text, DetailView):  # type: ignore[misc]
         return Document.objects.filter(owner_id=getattr(self.request.user, "pk", None))
 
     def is_version_visible(self) -> bool | HttpResponseBase:
-        return self.get_queryset().filter(pk=self.kwargs["pk"]).exists()
+        return bool(self.get_queryset().filter(pk=self.kwargs["pk"]).exists())
 
     def text(self, context: dict[str, Any]) -> str:
         return str(context["object"].title)
