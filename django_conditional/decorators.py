@@ -22,6 +22,7 @@ from django_conditional.flow import (
     Resolved,
     ValidatorSource,
     View,
+    Visible,
     acall,
     call,
     conditional_view,
@@ -82,26 +83,38 @@ def condition(
     last_modified_func: ValidatorFunc | None = None,
     *,
     headers: Mapping[str, str] | None = None,
+    visible: Visible = None,
 ) -> Callable[[View], View]:
-    """Drop-in for ``django.views.decorators.http.condition``; functions may be ``async def``."""
+    """Drop-in for ``django.views.decorators.http.condition``; functions may be ``async def``.
+
+    ``visible``: the view's access check, run before the validator functions and preconditions
+    (``flow.visible_first``, RFC 9110 §13.2.1).
+    """
 
     def decorator(view: View) -> View:
-        return conditional_view(
-            view, FunctionSource(etag_func, last_modified_func), headers=headers
-        )
+        source = FunctionSource(etag_func, last_modified_func)
+        return conditional_view(view, source, headers=headers, visible=visible)
 
     return decorator
 
 
 def etag(
-    etag_func: ValidatorFunc, *, headers: Mapping[str, str] | None = None
+    etag_func: ValidatorFunc,
+    *,
+    headers: Mapping[str, str] | None = None,
+    visible: Visible = None,
 ) -> Callable[[View], View]:
     """Drop-in for ``django.views.decorators.http.etag``."""
-    return condition(etag_func=etag_func, headers=headers)
+    return condition(etag_func=etag_func, headers=headers, visible=visible)
 
 
 def last_modified(
-    last_modified_func: ValidatorFunc, *, headers: Mapping[str, str] | None = None
+    last_modified_func: ValidatorFunc,
+    *,
+    headers: Mapping[str, str] | None = None,
+    visible: Visible = None,
 ) -> Callable[[View], View]:
     """Drop-in for ``django.views.decorators.http.last_modified``."""
-    return condition(last_modified_func=last_modified_func, headers=headers)
+    return condition(
+        last_modified_func=last_modified_func, headers=headers, visible=visible
+    )

@@ -33,6 +33,9 @@ Kwargs = dict[str, object]
 # Set on views that evaluate preconditions before acting: the middleware's GET-first check has
 # nothing to add (``wraps`` carries it outwards).
 GUARDED_VIEW_ATTRIBUTE = "conditional_guarded"
+# A view's access check, run before its preconditions (RFC 9110 §13.2.1):
+# ``(request, *args, **kwargs) -> bool | HttpResponseBase``, sync or async.
+Visible = Callable[..., Any] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +185,49 @@ def _after(
     return None
 
 
+def _seen(result: object) -> HttpResponseBase | bool:
+    return result if isinstance(result, HttpResponseBase) else bool(result)
+
+
+def visible_first(view: View, checked: View, visible: Visible) -> View:
+    """Run the access check ``visible`` before ``checked`` (``view`` behind its preconditions).
+
+    RFC 9110 §13.2.1: preconditions are ignored where the answer without them would be other
+    than 2xx or 412. ``visible`` returns True (the requester may read the resource: ``checked``
+    runs), False (``view`` runs unconditioned and answers its own 404 or 403, with no validator)
+    or a response (sent as is). So a 304 or 412 never tells a requester who may not read the
+    resource its validators, nor whether it exists.
+    """
+    if visible is None:
+        return checked
+
+    if iscoroutinefunction(checked):
+
+        async def _async_view(
+            request: HttpRequest, *args: object, **kwargs: object
+        ) -> HttpResponseBase:
+            seen = _seen(await acall(visible, request, args, kwargs))
+            if isinstance(seen, HttpResponseBase):
+                return seen
+            run = checked if seen else view
+            response: HttpResponseBase = await run(request, *args, **kwargs)
+            return response
+
+        return cast(View, wraps(checked)(_async_view))
+
+    def _view(
+        request: HttpRequest, *args: object, **kwargs: object
+    ) -> HttpResponseBase:
+        seen = _seen(call(visible, request, args, kwargs))
+        if isinstance(seen, HttpResponseBase):
+            return seen
+        run = checked if seen else view
+        response: HttpResponseBase = run(request, *args, **kwargs)
+        return response
+
+    return cast(View, wraps(checked)(_view))
+
+
 def is_guarded(view: Any) -> bool:
     """Whether ``view`` evaluates preconditions itself: decorated, or a guarded class's ``as_view``."""
     return bool(
@@ -196,13 +242,18 @@ def _guarded(wrapper: Any) -> Any:
 
 
 def conditional_view(
-    view: View, source: ValidatorSource, *, headers: Mapping[str, str] | None = None
+    view: View,
+    source: ValidatorSource,
+    *,
+    headers: Mapping[str, str] | None = None,
+    visible: Visible = None,
 ) -> View:
     """Wrap ``view`` so its preconditions are answered from ``source`` before it runs.
 
     ``headers`` declares headers of the view's 200 (``Cache-Control``, ``Vary``...) for the 304s
     sent without running it; with ``CONDITIONAL_REMEMBER_HEADERS`` those the view sets are also
     remembered from its last 200. Decorators applied outside this one act on the 304 anyway.
+    ``visible`` is the view's access check, run first (see ``visible_first``).
     """
     declared = dict(headers or {})
     if not source.view_id:
@@ -226,7 +277,9 @@ def conditional_view(
                 await remembered.aremember(key, response)
             return response
 
-        return cast(View, _guarded(wraps(view)(_async_view)))
+        return visible_first(
+            view, cast(View, _guarded(wraps(view)(_async_view))), visible
+        )
 
     def _view(
         request: HttpRequest, *args: object, **kwargs: object
@@ -244,14 +297,16 @@ def conditional_view(
             remembered.remember(key, response)
         return response
 
-    return cast(View, _guarded(wraps(view)(_view)))
+    return visible_first(view, cast(View, _guarded(wraps(view)(_view))), visible)
 
 
 __all__ = [
     "Resolved",
     "ValidatorSource",
+    "Visible",
     "acall",
     "call",
     "conditional_view",
     "is_guarded",
+    "visible_first",
 ]

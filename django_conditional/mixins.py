@@ -14,6 +14,10 @@
 
         async def get(self, request, pk): ...
 
+``is_version_visible()`` (or a ``version_visible`` function) is the view's access check, run before
+any precondition (RFC 9110 §13.2.1): an owner-only document answers others its own 404, never a
+304 or 412 carrying the owner's validators.
+
 ``dispatch`` goes through the same core as ``@versioned`` (``conditional_view`` and the atomic write
 guard), so GET/HEAD get 304/412 before the handler runs, and unsafe methods lock and check first;
 sync and async views both work. ``setup()`` has run, so ``get_version_resources`` may read
@@ -29,8 +33,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponseBase
 
+from django_conditional.flow import Args, Kwargs, Visible
 from django_conditional.resources import CollectionOf, ObjectOf, Resource
-from django_conditional.versioned import ValidatorFunc, versioned_view
+from django_conditional.versioned import ValidatorFunc, VersionedSource, versioned_view
 from django_conditional.writes import RequirePrecondition
 
 if TYPE_CHECKING:
@@ -58,6 +63,9 @@ class VersionedMixin(_Base):
     version_last_modified: ClassVar[ValidatorFunc | None] = None
     version_headers: ClassVar[Mapping[str, str] | None] = None
     require_precondition: ClassVar[RequirePrecondition] = None
+    # ``(request, *args, **kwargs) -> bool | HttpResponse``, or override ``is_version_visible``.
+    version_visible: ClassVar[Visible] = None
+    version_write_etag: ClassVar[bool] = True
 
     def _version_model(self) -> type[Model]:
         model = getattr(self, "model", None)
@@ -90,6 +98,44 @@ class VersionedMixin(_Base):
     def get_version_last_modified(self) -> ValidatorFunc | None:
         func = type(self).version_last_modified
         return func
+
+    def is_version_visible(self) -> bool | HttpResponseBase:
+        """The access check run before preconditions (after ``setup()``): True, False (the
+        handler runs unconditioned and answers its own 404 or 403) or a response to send."""
+        func = type(self).version_visible
+        if func is None:
+            return True
+        result: bool | HttpResponseBase = func(self.request, *self.args, **self.kwargs)
+        return result
+
+    def _visible(self) -> Visible:
+        if (
+            type(self).version_visible is None
+            and type(self).is_version_visible is VersionedMixin.is_version_visible
+        ):
+            return None
+
+        def visible(
+            request: HttpRequest, *args: object, **kwargs: object
+        ) -> bool | HttpResponseBase:
+            return self.is_version_visible()
+
+        return visible
+
+    @classmethod
+    def conditional_source_for(
+        cls, request: HttpRequest, args: Args, kwargs: Kwargs
+    ) -> VersionedSource:
+        """The source a GET of this view with ``args`` and ``kwargs`` reads: a 201 whose
+        ``Location`` names this view gets the ``ETag`` of the created resource from it."""
+        view = cls()
+        view.setup(request, *args, **kwargs)
+        return VersionedSource(
+            view.get_version_resources(),
+            vary=cls.version_vary,
+            per_user=cls.version_per_user,
+            last_modified=view.get_version_last_modified(),
+        )
 
     def dispatch(
         self, request: HttpRequest, *args: object, **kwargs: object
@@ -131,6 +177,8 @@ class VersionedMixin(_Base):
             last_modified=self.get_version_last_modified(),
             require_precondition=self.require_precondition,
             headers=self.version_headers,
+            visible=self._visible(),
+            write_etag=self.version_write_etag,
         )
         # For an async view this is a coroutine, which ``as_view``'s async view awaits.
         result: HttpResponseBase = checked(request, *args, **kwargs)

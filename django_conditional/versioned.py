@@ -32,6 +32,7 @@ from django_conditional.flow import (
     Resolved,
     ValidatorSource,
     View,
+    Visible,
     acall,
     call,
     conditional_view,
@@ -258,6 +259,8 @@ def versioned_view(
     require_precondition: writes.RequirePrecondition = None,
     headers: Mapping[str, str] | None = None,
     view_id: str | None = None,
+    visible: Visible = None,
+    write_etag: bool = True,
 ) -> View:
     """``versioned(...)(view)``, for callers (the mixins) that build it per class."""
     source = VersionedSource(
@@ -268,7 +271,16 @@ def versioned_view(
         view_id=view_id or remembered.view_id(view),
     )
     read_view = conditional_view(view, source, headers=headers)
-    return writes.guard(view, read_view, source, require_precondition)
+    checked = writes.guard(
+        view,
+        read_view,
+        source,
+        require_precondition,
+        visible=visible,
+        write_etag=write_etag,
+    )
+    setattr(checked, writes.SOURCE_ATTRIBUTE, source)
+    return checked
 
 
 def versioned(
@@ -278,6 +290,8 @@ def versioned(
     last_modified: ValidatorFunc | None = None,
     require_precondition: writes.RequirePrecondition = None,
     headers: Mapping[str, str] | None = None,
+    visible: Visible = None,
+    write_etag: bool = True,
 ) -> Callable[[View], View]:
     """Validate a view against the versions of the resources it shows, before it runs.
 
@@ -289,6 +303,12 @@ def versioned(
     optional ``(request, *args, **kwargs) -> datetime`` (it may query). Unsafe methods run
     atomically against the locked versions (``writes``); ``require_precondition`` is the 428
     policy (None: ``CONDITIONAL_REQUIRE_PRECONDITION``; True: PUT, PATCH, DELETE; or methods).
+
+    ``visible`` is the view's access check (existence, permission), run before any precondition
+    or 428 (RFC 9110 §13.2.1): ``(request, *args, **kwargs) -> bool | HttpResponse``; False runs
+    the view unconditioned (it answers its own 404 or 403, with no validator), a response is
+    sent as is. ``write_etag=False`` says the view stores something else than its response
+    describes: its writes answer without an ``ETag`` (§9.3.4; see ``writes``).
     """
     declared = as_resources(resources)
 
@@ -301,6 +321,8 @@ def versioned(
             last_modified=last_modified,
             require_precondition=require_precondition,
             headers=headers,
+            visible=visible,
+            write_etag=write_etag,
         )
 
     return decorator

@@ -10,8 +10,13 @@ is one visible sequence (``write``):
    database versions, never the cache (RFC 9110 §13.1.1, §13.1.4, §13.2.2); a failure is a 412
    and the view does not run;
 4. run the view;
-5. a successful write that changed the versions answers with the new ``ETag`` (read again inside
-   the transaction); the cache is written when the transaction commits, before the response leaves.
+5. a successful write answers with the ``ETag`` a GET would then give (read again inside the
+   transaction; the cache is written when the transaction commits, before the response leaves):
+   a 200 or 204 that changed the versions, the target's; a 201, the created resource's, found by
+   resolving its ``Location`` to a versioned view (RFC 9110 §15.3.2), never the collection's;
+   any other status, none. Only when the response describes the stored state as it will be
+   served (§9.3.4): ``write_etag=False`` on the view, or ``transformed(response)`` for one
+   response, says the stored data was transformed, and then no ``ETag`` is sent.
 
 Two concurrent writes that send the same ``If-Match`` serialise on the row lock: the first writes
 and bumps the version, the second sees the new version and gets 412. The 428 policy (RFC 6585 §3)
@@ -24,15 +29,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from functools import wraps
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+from urllib.parse import urljoin, urlsplit
 
 from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
 from django.db import transaction
-from django.http import HttpRequest, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponseBase
+from django.urls import Resolver404, get_script_prefix, resolve
 
 from django_conditional import versions
 from django_conditional.conf import DEFAULT_REQUIRED_METHODS, conf
-from django_conditional.flow import Args, Kwargs, View
+from django_conditional.flow import Args, Kwargs, View, Visible, visible_first
 from django_conditional.preconditions import (
     IGNORING_METHODS,
     SAFE_METHODS,
@@ -41,6 +48,7 @@ from django_conditional.preconditions import (
 )
 from django_conditional.request import preconditions
 from django_conditional.store.database import database
+from django_conditional.validators import ETag
 
 if TYPE_CHECKING:
     from django_conditional.versioned import VersionedSource
@@ -48,6 +56,20 @@ if TYPE_CHECKING:
 # None: the site policy (``CONDITIONAL_REQUIRE_PRECONDITION``); True: PUT, PATCH and DELETE;
 # False: never; or the unsafe methods that must be conditional.
 RequirePrecondition = bool | None | Collection[str]
+# On a versioned view's wrapper: its ``VersionedSource``; on a class-based view's class: a
+# ``(request, args, kwargs) -> VersionedSource`` classmethod. A 201's ``Location`` is resolved to
+# one of them to give the created resource's ``ETag``.
+SOURCE_ATTRIBUTE = "conditional_source"
+CLASS_SOURCE_ATTRIBUTE = "conditional_source_for"
+# Set on a response (``transformed``) whose write stored something else than it describes.
+TRANSFORMED_ATTRIBUTE = "conditional_transformed"
+_Response = TypeVar("_Response", bound=HttpResponseBase)
+
+
+def transformed(response: _Response) -> _Response:
+    """Mark a write's response: the stored data was transformed, so it gets no ``ETag`` (§9.3.4)."""
+    setattr(response, TRANSFORMED_ATTRIBUTE, True)
+    return response
 
 
 def is_write(method: str | None) -> bool:
@@ -84,20 +106,66 @@ def _run(
     return view(request, *args, **kwargs)
 
 
+def _located_source(
+    request: HttpRequest, location: str
+) -> tuple[VersionedSource, Args, Kwargs] | None:
+    # The versioned view a GET of ``location`` (on this host) reaches, with its URL arguments.
+    parts = urlsplit(location)
+    if (parts.scheme or parts.netloc) and parts.netloc != request.get_host():
+        return None
+    prefix = get_script_prefix()
+    path = urljoin(request.path, parts.path)
+    if not path.startswith(prefix):
+        return None
+    try:
+        match = resolve("/" + path[len(prefix) :], getattr(request, "urlconf", None))
+    except Resolver404:
+        return None
+    args, kwargs = tuple(match.args), dict(match.kwargs)
+    source = getattr(match.func, SOURCE_ATTRIBUTE, None)
+    view_class = getattr(match.func, "view_class", None)
+    if source is None and hasattr(view_class, CLASS_SOURCE_ATTRIBUTE):
+        source = getattr(view_class, CLASS_SOURCE_ATTRIBUTE)(request, args, kwargs)
+    return None if source is None else (source, args, kwargs)
+
+
+def created_etag(request: HttpRequest, location: str) -> ETag | None:
+    """The ``ETag`` a GET of ``location`` would give, read inside the write's transaction
+    (None when it names no versioned view of this site)."""
+    located = _located_source(request, location)
+    if located is None:
+        return None
+    source, args, kwargs = located
+    try:
+        keys = source.keys(request, args, kwargs)
+    except Http404:
+        return None
+    return source.current_etag(request, versions.lock(keys))
+
+
 def _stamp(
     response: HttpResponseBase,
     source: VersionedSource,
     request: HttpRequest,
     before: Mapping[str, int],
+    write_etag: bool,
 ) -> None:
-    # A successful write that changed the versions answers with the new ETag.
-    if not 200 <= response.status_code < 300 or response.has_header("ETag"):
+    # The ETag a GET would then give, when the response describes the stored state (§9.3.4).
+    if (
+        not write_etag
+        or response.has_header("ETag")
+        or getattr(response, TRANSFORMED_ATTRIBUTE, False)
+    ):
         return
-    after = versions.lock(before)
-    if after != before:
-        etag = source.current_etag(request, after)
-        if etag is not None:
-            response.headers["ETag"] = str(etag)
+    etag: ETag | None = None
+    if response.status_code == 201:
+        location = response.headers.get("Location")
+        etag = created_etag(request, location) if location else None
+    elif response.status_code in (200, 204):
+        after = versions.lock(before)
+        etag = source.current_etag(request, after) if after != before else None
+    if etag is not None:
+        response.headers["ETag"] = str(etag)
 
 
 def write(
@@ -106,6 +174,7 @@ def write(
     request: HttpRequest,
     args: Args,
     kwargs: Kwargs,
+    write_etag: bool = True,
 ) -> HttpResponseBase:
     """The write path: lock, read, evaluate, run the view, publish (see the module docstring)."""
     with transaction.atomic(using=database()):
@@ -118,7 +187,7 @@ def write(
                 request, evaluation.decided_by, validators
             )
         response: HttpResponseBase = _run(view, request, args, kwargs)
-        _stamp(response, source, request, before)
+        _stamp(response, source, request, before, write_etag)
     return response
 
 
@@ -127,8 +196,15 @@ def guard(
     read_view: View,
     source: VersionedSource,
     require_precondition: RequirePrecondition = None,
+    *,
+    visible: Visible = None,
+    write_etag: bool = True,
 ) -> View:
-    """``read_view`` for safe methods; for unsafe ones the 428 policy, then ``write``."""
+    """``read_view`` for safe methods; for unsafe ones the 428 policy, then ``write``.
+
+    ``visible``, the view's access check, runs before both (``flow.visible_first``): a 428 or
+    412 only for a resource the requester may read. ``read_view`` must not run it again.
+    """
     # A source without a modification date can only be guarded by If-Match.
     dated = source.last_modified is not None
     required = ("If-Match", "If-Unmodified-Since") if dated else ("If-Match",)
@@ -150,10 +226,10 @@ def guard(
                     request, required, resolved.validators
                 )
             return await sync_to_async(write, thread_sensitive=True)(
-                view, source, request, args, kwargs
+                view, source, request, args, kwargs, write_etag
             )
 
-        return cast(View, wraps(read_view)(_async_view))
+        return visible_first(view, cast(View, wraps(read_view)(_async_view)), visible)
 
     def _view(
         request: HttpRequest, *args: object, **kwargs: object
@@ -164,6 +240,6 @@ def guard(
         if refusal(request):
             resolved = source.resolve(request, args, kwargs)
             return source.precondition_required(request, required, resolved.validators)
-        return write(view, source, request, args, kwargs)
+        return write(view, source, request, args, kwargs, write_etag)
 
-    return cast(View, wraps(read_view)(_view))
+    return visible_first(view, cast(View, wraps(read_view)(_view)), visible)

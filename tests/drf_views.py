@@ -32,7 +32,7 @@ from django_conditional.drf import (
 )
 from django_conditional.drf.views import RequirePolicy
 from django_conditional.resources import ObjectOf
-from tests.testapp.models import Article, Country, Tag
+from tests.testapp.models import Article, Country, Document, Tag
 
 SERIALIZED: Counter[str] = Counter()
 HANDLED: list[Exception] = []
@@ -92,6 +92,38 @@ class OwnedArticleViewSet(ConditionalReadOnlyModelViewSet):
     queryset = Article.objects.all()
     serializer_class = ArticleSerializer
     permission_classes = [IsAuthenticated & TitleStartsWithOwner]
+
+
+class DocumentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Document
+        fields = ["id", "title"]
+
+
+class OwnDocumentViewSet(ConditionalModelViewSet):
+    """Scoped by ``get_queryset()`` alone, no object permission: ``conditional_check_object``."""
+
+    serializer_class = DocumentSerializer
+    permission_classes = [AllowAny]
+    conditional_check_object = True
+
+    def get_queryset(self) -> Any:
+        return Document.objects.filter(owner_id=getattr(self.request.user, "pk", None))
+
+
+class NormalisingArticleViewSet(ConditionalModelViewSet):
+    """Stores titles upper-cased: its writes answer without an ETag (RFC 9110 §9.3.4)."""
+
+    queryset = Article.objects.all()
+    serializer_class = ArticleSerializer
+    permission_classes = [AllowAny]
+    conditional_write_etag = False
+
+    def perform_update(self, serializer: Any) -> None:
+        serializer.save(title=serializer.validated_data["title"].upper())
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.save(title=serializer.validated_data["title"].upper())
 
 
 class PerUserViewSet(ConditionalReadOnlyModelViewSet):

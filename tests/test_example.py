@@ -247,6 +247,29 @@ def test_article_detail_404s(client):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"if-none-match": "*"},
+        {"if-match": '"x"'},
+        {"if-modified-since": "Tue, 21 Nov 2090 08:00:00 GMT"},
+        {"if-unmodified-since": "Thu, 01 Jan 2015 00:00:00 GMT"},
+    ],
+)
+def test_a_draft_is_a_404_like_a_missing_article_whatever_the_preconditions(
+    client, headers
+):
+    # RFC 9110 §13.2.1: no 304 or 412 (with the draft's validators) where the page is a 404.
+    draft = ArticleFactory.create(published=False)
+    hidden = client.get(f"/articles/{draft.pk}/", headers=headers)
+    missing = client.get(f"/articles/{draft.pk + 1000}/", headers=headers)
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.content == missing.content
+    for name in ("ETag", "Last-Modified"):
+        assert name not in hidden.headers
+
+
+@pytest.mark.django_db(transaction=True)
 def test_html_pages_refuse_writes(client):
     article = ArticleFactory.create()
     assert client.post("/articles/").status_code == 405
@@ -364,6 +387,23 @@ def test_api_post_creates_and_returns_the_new_etag(demo_user):
     assert response.headers["Location"].endswith(f"/api/articles/{document['id']}/")
     fetched = client.get(f"/api/articles/{document['id']}/")
     assert fetched.headers["ETag"] == response.headers["ETag"]
+    assert client.get("/api/articles/").headers["ETag"] != response.headers["ETag"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_put_to_the_location_with_the_201s_etag_succeeds(client, demo_user):
+    # RFC 9110 §15.3.2: the 201's ETag is the created article's, good for If-Match at Location.
+    author = AuthorFactory.create()
+    document = {"title": "Posted", "body": "Body", "author": author.pk}
+    created = api(client, "POST", "/api/articles/", document)
+    assert created.status_code == 201, created.content
+    location = "/" + created.headers["Location"].split("/", 3)[3]
+
+    edited = {**document, "title": "Edited"}
+    updated = api(client, "PUT", location, edited, if_match=created.headers["ETag"])
+
+    assert updated.status_code == 200, updated.content
+    assert Article.objects.get(pk=created.json()["id"]).title == "Edited"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -13,6 +13,10 @@ router.register("articles", drf_views.ArticleViewSet, basename="article")
 router.register("per-action", drf_views.PerActionViewSet, basename="per-action")
 router.register("private", drf_views.PrivateArticleViewSet, basename="private")
 router.register("owned", drf_views.OwnedArticleViewSet, basename="owned")
+router.register("documents", drf_views.OwnDocumentViewSet, basename="document")
+router.register(
+    "normalising", drf_views.NormalisingArticleViewSet, basename="normalising"
+)
 router.register("per-user", drf_views.PerUserViewSet, basename="per-user")
 router.register("versioned", drf_views.VersionedViewSet, basename="versioned")
 router.register("throttled", drf_views.ThrottledViewSet, basename="throttled")

@@ -35,4 +35,13 @@ urlpatterns = [
     path("cbv/authors/<int:author_pk>/", views.AuthorArticles.as_view()),
     path("cbv/async/<int:pk>/", views.AsyncArticle.as_view()),
     path("cbv/unversioned/", views.Unversioned.as_view()),
+    path("documents/<int:pk>/", views.document),
+    path("async-documents/<int:pk>/", views.adocument),
+    path("dropin-documents/<int:pk>/", views.dropin_document),
+    path("cbv/documents/<int:pk>/", views.DocumentDetail.as_view()),
+    path("cbv/documents-by-function/<int:pk>/", views.DocumentByFunction.as_view()),
+    path("articles/", views.article_collection),
+    path("stored-otherwise/<int:pk>/", views.article_stored_otherwise),
+    path("sometimes-transformed/<int:pk>/", views.article_sometimes_transformed),
+    path("accepted/<int:pk>/", views.article_accepted),
 ]

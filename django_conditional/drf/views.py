@@ -10,7 +10,9 @@ caller refused by authentication, permissions or throttling never gets a 304 or 
 
 Object-level permissions (a permission class overriding ``has_object_permission``) need the
 object: on detail routes the mixin then runs ``get_object()`` before answering, so a 304 costs
-the object's query instead of none.
+the object's query instead of none. A view whose ``get_queryset()`` is its access check (scoped
+to the requester) sets ``conditional_check_object = True`` for the same (RFC 9110 §13.2.1: no
+304 or 412, hence no validator, for an object the requester may not read).
 """
 
 from __future__ import annotations
@@ -71,6 +73,11 @@ class ConditionalAPIMixin(_Base):  # type: ignore[type-arg]
     - ``conditional_last_modified``: ``(request, *args, **kwargs) -> datetime`` (may query).
     - ``conditional_headers``: headers of the 200 that the 304s sent without the view carry.
     - ``require_precondition``: the 428 policy, or a mapping action -> policy.
+    - ``conditional_check_object``: on detail routes, run ``get_object()`` (its 404 or 403)
+      before any precondition: None (default) when a permission checks objects, True always,
+      False never.
+    - ``conditional_write_etag``: False when the stored data is not what the responses to
+      writes describe (no ``ETag`` on them, RFC 9110 §9.3.4).
     """
 
     conditional_resources: ClassVar[Declared | None] = None
@@ -80,6 +87,8 @@ class ConditionalAPIMixin(_Base):  # type: ignore[type-arg]
     conditional_last_modified: ClassVar[ValidatorFunc | None] = None
     conditional_headers: ClassVar[Mapping[str, str] | None] = None
     require_precondition: ClassVar[RequirePolicy] = None
+    conditional_check_object: ClassVar[bool | None] = None
+    conditional_write_etag: ClassVar[bool] = True
 
     # -- configuration --
 
@@ -184,13 +193,17 @@ class ConditionalAPIMixin(_Base):  # type: ignore[type-arg]
         handler = getattr(self, name, None)
         if handler is None or name not in self.http_method_names:
             return  # DRF answers 405
-        if (
-            self.conditional_is_detail()
-            and hasattr(self, "get_object")
-            and any(object_level(permission) for permission in self.get_permissions())
-        ):
+        if self.conditional_checks_object():
             self.get_object()  # 404 or 403 before any 304 or 412
         setattr(self, name, self._conditional_handler(handler))
+
+    def conditional_checks_object(self) -> bool:
+        """Whether ``get_object()`` runs before preconditions (``conditional_check_object``)."""
+        if not self.conditional_is_detail() or not hasattr(self, "get_object"):
+            return False
+        if self.conditional_check_object is not None:
+            return self.conditional_check_object
+        return any(object_level(permission) for permission in self.get_permissions())
 
     def _conditional_handler(self, handler: Callable[..., Any]) -> Callable[..., Any]:
         source = self.conditional_source()
@@ -200,7 +213,13 @@ class ConditionalAPIMixin(_Base):  # type: ignore[type-arg]
             return response
 
         read = conditional_view(view, source, headers=self.conditional_headers)
-        return writes.guard(view, read, source, self.get_require_precondition())
+        return writes.guard(
+            view,
+            read,
+            source,
+            self.get_require_precondition(),
+            write_etag=self.conditional_write_etag,
+        )
 
     def handle_exception(self, exc: Exception) -> Response:
         response: Response = super().handle_exception(exc)

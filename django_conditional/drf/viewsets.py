@@ -54,7 +54,11 @@ class ConditionalCreateModelMixin(_CreateBase):
             location = self.get_created_location(instance)
             if location is not None:
                 headers.setdefault("Location", location)
-            etag = self.conditional_created_etag(instance)
+            etag = (
+                self.conditional_created_etag(instance)
+                if self.conditional_write_etag
+                else None
+            )
             if etag is not None:
                 headers["ETag"] = etag
         return Response(data, status=status.HTTP_201_CREATED, headers=headers)

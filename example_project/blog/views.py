@@ -1,11 +1,15 @@
 """The demo's pages and JSON API, each answering conditional requests.
 
 - ``/articles/`` and ``/articles/<pk>/``: HTML validated *before* the view runs from resource
-  versions (``@versioned``); a 304 of the list costs no database query, the detail spends one
-  on its ``Last-Modified`` (the time of its last version bump).
+  versions (``@versioned``); a 304 of the list costs no database query, the detail spends two:
+  whether the article is published (``visible=``: an unpublished or missing article is the
+  view's 404 whatever the preconditions, RFC 9110 §13.2.1) and its ``Last-Modified`` (the time
+  of its last version bump).
 - ``/api/articles/`` and ``/api/articles/<pk>/``: JSON; writes need HTTP Basic credentials
   (demo only, see ``auth``) and, on an article, ``If-Match`` (428 without it, 412 when stale),
-  checked and written atomically against the locked version rows.
+  checked and written atomically against the locked version rows. A POST answers 201 with the
+  ``Location`` of the new article and its ``ETag`` (the write path reads it inside the write's
+  transaction from the view at ``Location``), ready for a PUT with ``If-Match``.
 - ``/about/``: a plain view; the content-hash middleware gives it its ETag and 304s.
 """
 
@@ -25,8 +29,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from django_conditional.resources import CollectionOf, ObjectOf, Resource
 from django_conditional.sources.timestamps import versions_modified
-from django_conditional.versioned import VersionedSource, versioned
-from django_conditional.versions import lock
+from django_conditional.versioned import versioned
 from example_project.blog.auth import basic_auth_required
 from example_project.blog.forms import ArticleForm, article_document
 from example_project.blog.models import Article, Author, Comment, Tag
@@ -75,6 +78,12 @@ def _detail_modified(request: HttpRequest, pk: int) -> datetime | None:
     )
 
 
+def _published(request: HttpRequest, pk: int) -> bool:
+    """The detail page's access check, run before its preconditions (one query): a draft or a
+    missing article is the view's 404, never a 304 or 412 telling that it exists."""
+    return bool(Article.objects.filter(pk=pk, published=True).exists())
+
+
 def _articles() -> QuerySet[Article]:
     articles: QuerySet[Article] = Article.objects.select_related(
         "author"
@@ -111,6 +120,7 @@ def article_list(request: HttpRequest) -> HttpResponse:
     vary=HTML_VARY,
     last_modified=_detail_modified,
     headers=HTML_HEADERS,
+    visible=_published,
 )
 def article_detail(request: HttpRequest, pk: int) -> HttpResponse:
     article = get_object_or_404(_articles(), pk=pk, published=True)
@@ -130,9 +140,6 @@ def about(request: HttpRequest) -> HttpResponse:
 
 
 # JSON API -----------------------------------------------------------------------------------
-
-# The API's article tag: what ``api_article`` answers, computed again for a 201 (see create).
-_api_article_source = VersionedSource(DETAIL_RESOURCES, vary=())
 
 
 class BadRequest(Exception):
@@ -168,15 +175,6 @@ def _errors(errors: dict[str, Any]) -> JsonResponse:
     return JsonResponse({"errors": errors}, status=400)
 
 
-def _new_article_etag(request: HttpRequest, article: Article) -> str | None:
-    """The ETag ``GET /api/articles/<pk>/`` gives the new article, read inside the transaction."""
-    keys = [
-        key for r in DETAIL_RESOURCES for key in r.keys(request, (), {"pk": article.pk})
-    ]
-    etag = _api_article_source.validators(lock(keys), request, None).etag
-    return None if etag is None else str(etag)
-
-
 @csrf_exempt  # Basic auth only, never a session cookie: there is no CSRF to forge.
 @require_http_methods(["GET", "HEAD", "POST"])
 @basic_auth_required(API_WRITE_PERMISSIONS)
@@ -190,13 +188,11 @@ def api_article_list(request: HttpRequest) -> HttpResponse:
         if not form.is_valid():
             return _errors(form.errors.get_json_data())
         article = _save(form)
+        # The write path adds the ETag of the article at Location (RFC 9110 §15.3.2).
         response = JsonResponse(article_document(article), status=201)
         response.headers["Location"] = request.build_absolute_uri(
             f"/api/articles/{article.pk}/"
         )
-        etag = _new_article_etag(request, article)
-        if etag is not None:
-            response.headers["ETag"] = etag
         return response
     articles = [article_document(article) for article in _articles()]
     return JsonResponse({"count": len(articles), "results": articles})

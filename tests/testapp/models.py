@@ -8,6 +8,7 @@ Tracked: ``Author`` (int pk) <- ``Article`` (int pk, parent ``author``, named co
 ``Place`` (named collection ``by_city``) and its multi-table child ``Restaurant``, tracked itself
 (parent ``chef``, a named collection read from its parent row's ``city``); ``Book`` (unique ``isbn``,
 parent ``author``, named collection ``by_author``: upserts).
+``Document`` (owner-only: its views answer 404 to anyone but its owner).
 Not tracked: ``Note`` (a control: its changes bump nothing).
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.db import models
 
 from django_conditional.tracking import TrackedManager, track
@@ -175,6 +177,17 @@ class Book(models.Model):
         return self.title
 
 
+class Document(models.Model):
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="documents"
+    )
+    title = models.CharField(max_length=200)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.title
+
+
 def articles_by_author(article: Any) -> str:
     return collection_key(Article, "by_author", author=article.author_id)
 
@@ -187,6 +200,7 @@ track(Comment, parents=("article",))
 track(Page)
 track(Review, parents=("article", "tag"))
 track(Category, parents=("parent",))
+track(Document)
 
 
 def places_by_city(place: Any) -> str:

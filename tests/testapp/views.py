@@ -11,6 +11,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.http import (
     Http404,
     HttpRequest,
@@ -22,11 +23,12 @@ from django.utils.http import http_date
 from django.views import View
 from django.views.generic import DeleteView, DetailView, ListView, UpdateView
 
-from django_conditional.decorators import condition, versioned
+from django_conditional.decorators import condition, etag, versioned
 from django_conditional.mixins import VersionedMixin
 from django_conditional.resources import CollectionOf, ObjectOf
 from django_conditional.versions import object_key
-from tests.testapp.models import Article, Author, Comment
+from django_conditional.writes import transformed
+from tests.testapp.models import Article, Author, Comment, Document
 
 CALLS: Counter[str] = Counter()
 # Seconds a write view sleeps after reading the row, to widen the race window of concurrency tests.
@@ -321,3 +323,153 @@ async def dropin_async_func(request: HttpRequest, pk: int) -> HttpResponse:
 async def dropin_sync_func(request: HttpRequest, pk: int) -> HttpResponse:
     CALLS["dropin_sync_func"] += 1
     return HttpResponse("sync etag_func")
+
+
+# Owner-only documents (RFC 9110 §13.2.1): anyone but the owner gets the view's own 404, the same
+# for a document that exists and one that never existed; never a 304, 412 or 428 with validators.
+
+
+def own_document(request: HttpRequest, pk: int) -> bool:
+    """The access check the views run first (``visible=``); the views check again inside."""
+    user_pk = getattr(request.user, "pk", None)
+    return bool(Document.objects.filter(pk=pk, owner_id=user_pk).exists())
+
+
+async def aown_document(request: HttpRequest, pk: int) -> bool:
+    # ``request.user`` is lazy and may query: off the event loop (``auser`` is Django 5.0+).
+    return await sync_to_async(own_document)(request, pk)
+
+
+def _document_modified(request: HttpRequest, pk: int) -> datetime | None:
+    found: datetime | None = (
+        Document.objects.filter(pk=pk).values_list("updated_at", flat=True).first()
+    )
+    return found
+
+
+def _document_payload(document: Document) -> dict[str, Any]:
+    return {"id": document.pk, "title": document.title}
+
+
+def _document_view(name: str, request: HttpRequest, pk: int) -> HttpResponseBase:
+    CALLS[name] += 1
+    user_pk = getattr(request.user, "pk", None)
+    try:
+        document = Document.objects.get(pk=pk, owner_id=user_pk)
+    except Document.DoesNotExist:
+        raise Http404("no such document") from None
+    if request.method in ("PUT", "PATCH"):
+        document.title = json.loads(request.body or b"{}").get("title", document.title)
+        document.save()
+    elif request.method == "DELETE":
+        document.delete()
+        return HttpResponse(status=204)
+    return JsonResponse(_document_payload(document))
+
+
+@versioned(
+    ObjectOf(Document),
+    last_modified=_document_modified,
+    require_precondition=True,
+    visible=own_document,
+)
+def document(request: HttpRequest, pk: int) -> HttpResponseBase:
+    return _document_view("document", request, pk)
+
+
+@versioned(
+    ObjectOf(Document),
+    last_modified=_document_modified,
+    require_precondition=True,
+    visible=aown_document,
+)
+async def adocument(request: HttpRequest, pk: int) -> HttpResponseBase:
+    CALLS["adocument"] += 1
+    user_pk = await sync_to_async(lambda: getattr(request.user, "pk", None))()
+    found = await Document.objects.filter(pk=pk, owner_id=user_pk).afirst()
+    if found is None:
+        raise Http404("no such document")
+    return JsonResponse(_document_payload(found))
+
+
+def _document_etag(request: HttpRequest, pk: int) -> str | None:
+    title = Document.objects.filter(pk=pk).values_list("title", flat=True).first()
+    return None if title is None else f"title-{title}"
+
+
+@etag(_document_etag, visible=own_document)
+def dropin_document(request: HttpRequest, pk: int) -> HttpResponseBase:
+    return _document_view("dropin_document", request, pk)
+
+
+class DocumentDetail(VersionedMixin, _Text, DetailView):  # type: ignore[misc]
+    model = Document
+    version_last_modified = _document_modified
+
+    def get_queryset(self) -> Any:
+        return Document.objects.filter(owner_id=getattr(self.request.user, "pk", None))
+
+    def is_version_visible(self) -> bool | HttpResponseBase:
+        return bool(self.get_queryset().filter(pk=self.kwargs["pk"]).exists())
+
+    def text(self, context: dict[str, Any]) -> str:
+        return str(context["object"].title)
+
+
+class DocumentByFunction(DocumentDetail):
+    """The same check declared as a function (``version_visible``)."""
+
+    version_visible = own_document
+    is_version_visible = VersionedMixin.is_version_visible
+
+
+# Writes that create (RFC 9110 §15.3.2) or transform (§9.3.4) -------------------------------
+
+
+@versioned(CollectionOf(Article))
+def article_collection(request: HttpRequest) -> HttpResponseBase:
+    """POST creates an article: 201, ``Location`` (``?at=cbv``: the class-based detail view;
+    ``?at=elsewhere``: a URL that is no versioned view), and the ETag the write path adds."""
+    CALLS["article_collection"] += 1
+    if request.method != "POST":
+        return JsonResponse([_payload(a) for a in Article.objects.all()], safe=False)
+    data = json.loads(request.body or b"{}")
+    created = Article.objects.create(
+        author_id=data["author"], title=data.get("title", ""), body=data.get("body", "")
+    )
+    prefix = {"cbv": "/cbv/articles/", "elsewhere": "/nowhere/"}.get(
+        request.GET.get("at", ""), "/articles/"
+    )
+    response = JsonResponse(_payload(created), status=201)
+    response.headers["Location"] = request.build_absolute_uri(f"{prefix}{created.pk}/")
+    return response
+
+
+@versioned(ObjectOf(Article), write_etag=False)
+def article_stored_otherwise(request: HttpRequest, pk: int) -> HttpResponseBase:
+    """Stores the title upper-cased: its writes answer without an ETag (§9.3.4)."""
+    CALLS["article_stored_otherwise"] += 1
+    found = Article.objects.get(pk=pk)
+    if request.method == "PUT":
+        found.title = json.loads(request.body)["title"].upper()
+        found.save()
+    return JsonResponse(_payload(found))
+
+
+@versioned(ObjectOf(Article))
+def article_sometimes_transformed(request: HttpRequest, pk: int) -> HttpResponseBase:
+    """Marks the one response whose write changed what was sent (``transformed``)."""
+    found = Article.objects.get(pk=pk)
+    title = json.loads(request.body or b"{}").get("title", found.title)
+    found.title = title.strip()
+    found.save()
+    response = JsonResponse(_payload(found))
+    return transformed(response) if found.title != title else response
+
+
+@versioned(ObjectOf(Article))
+def article_accepted(request: HttpRequest, pk: int) -> HttpResponseBase:
+    """A write answered 202 (queued): its response describes no stored state."""
+    Article.objects.filter(pk=pk).update(title="queued")
+    Article.objects.get(pk=pk).save()
+    return HttpResponse(status=202)
