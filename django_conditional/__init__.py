@@ -32,7 +32,7 @@ if TYPE_CHECKING:
         batch,
         track,
     )
-    from django_conditional.versioned import versioned
+    from django_conditional.versioned import FROM_VERSIONS, versioned
     from django_conditional.versions import bump, collection_key, object_key
 
 _PUBLIC = {
@@ -40,6 +40,7 @@ _PUBLIC = {
     "etag": "django_conditional.decorators",
     "last_modified": "django_conditional.decorators",
     "versioned": "django_conditional.versioned",
+    "FROM_VERSIONS": "django_conditional.versioned",
     "ObjectOf": "django_conditional.resources",
     "CollectionOf": "django_conditional.resources",
     "KeyFunction": "django_conditional.resources",
@@ -56,6 +57,7 @@ _PUBLIC = {
 }
 
 __all__ = [
+    "FROM_VERSIONS",
     "CollectionOf",
     "ConditionalGetMiddleware",
     "GZipMiddleware",

@@ -21,10 +21,13 @@ from django.http import HttpRequest, HttpResponseBase
 from django_conditional import remembered
 from django_conditional.conf import conf
 from django_conditional.evaluation import answer, evaluate_request, request_for_view
-from django_conditional.httpdate import format_http_date
 from django_conditional.preconditions import SAFE_METHODS, Outcome
 from django_conditional.request import preconditions
-from django_conditional.responses import precondition_failed, precondition_required
+from django_conditional.responses import (
+    precondition_failed,
+    precondition_required,
+    validator_headers,
+)
 from django_conditional.validators import Validators
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -83,15 +86,8 @@ class ValidatorSource:
     ) -> None:
         """Stamp the validators on a successful GET or HEAD, as Django's ``condition`` does."""
         if request.method in SAFE_METHODS and 200 <= response.status_code < 300:
-            validators = resolved.validators
-            if validators.last_modified is not None and not response.has_header(
-                "Last-Modified"
-            ):
-                response.headers["Last-Modified"] = format_http_date(
-                    validators.last_modified
-                )
-            if validators.etag is not None:
-                response.headers.setdefault("ETag", str(validators.etag))
+            for name, value in validator_headers(resolved.validators).items():
+                response.headers.setdefault(name, value)
 
 
 def call(

@@ -56,6 +56,14 @@ from django_conditional.variants import auser_id, meta_key, user_id, variant_dig
 __all__ = ["versioned", "versioned_view", "VersionedSource"]
 
 logger = logging.getLogger("django_conditional")
+
+
+def FROM_VERSIONS(request: HttpRequest, *args: object, **kwargs: object) -> None:  # noqa: N802
+    """``versioned(..., last_modified=FROM_VERSIONS)``: ``Last-Modified`` is the time of the last
+    bump of the view's resources, read with their versions in the same round trip (no query)."""
+    raise AssertionError("a marker, never called")
+
+
 _STATE_SEPARATOR = "."
 ValidatorFunc = Callable[..., Any]
 Declared = Sequence[Resource | Callable[..., Any]]
@@ -202,7 +210,11 @@ class VersionedSource(ValidatorSource):
         except DatabaseError as exc:
             return self._unvalidated(exc)
         user = user_id(request) if self.per_user else None
-        modified = call(self.last_modified, request, args, kwargs)
+        modified = (
+            snapshot.last_changed()
+            if self.last_modified is FROM_VERSIONS
+            else call(self.last_modified, request, args, kwargs)
+        )
         validators = self.validators(snapshot.versions, request, user, modified)
         return self._resolved(request, validators, headers_key, snapshot.extra)
 
@@ -216,7 +228,11 @@ class VersionedSource(ValidatorSource):
         except DatabaseError as exc:
             return self._unvalidated(exc)
         user = await auser_id(request) if self.per_user else None
-        modified = await acall(self.last_modified, request, args, kwargs)
+        modified = (
+            snapshot.last_changed()
+            if self.last_modified is FROM_VERSIONS
+            else await acall(self.last_modified, request, args, kwargs)
+        )
         validators = self.validators(snapshot.versions, request, user, modified)
         return self._resolved(request, validators, headers_key, snapshot.extra)
 
@@ -230,7 +246,13 @@ class VersionedSource(ValidatorSource):
         locked: Mapping[str, int],
     ) -> Validators:
         user = user_id(request) if self.per_user else None
-        modified = call(self.last_modified, request, args, kwargs)
+        if self.last_modified is FROM_VERSIONS:
+            # Inside the write's transaction, after the lock: the rows as they are committed.
+            modified = versions.Snapshot.of(
+                versions.locked_stamps(locked)
+            ).last_changed()
+        else:
+            modified = call(self.last_modified, request, args, kwargs)
         return self.validators(locked, request, user, modified)
 
     def current_etag(

@@ -48,6 +48,7 @@ __all__ = [
     "get",
     "get_many",
     "lock",
+    "locked_stamps",
     "object_key",
     "parse_key",
     "read",
@@ -76,11 +77,9 @@ class Snapshot:
         )
 
     def last_changed(self) -> datetime | None:
-        """The latest bump of all the keys (None if any is not known): a ``Last-Modified``."""
-        times = list(self.changed.values())
-        if not times or any(time is None for time in times):
-            return None
-        return max(time for time in times if time is not None)
+        """The latest bump of the keys (None if none was ever bumped): a ``Last-Modified``."""
+        times = [time for time in self.changed.values() if time is not None]
+        return max(times) if times else None
 
 
 def cache_key(key: str) -> str:
@@ -233,6 +232,11 @@ async def aget_many(keys: Iterable[str]) -> dict[str, int]:
 def get(key: str) -> int:
     """The version of one key (see ``get_many``)."""
     return get_many([key])[bounded_key(key)]
+
+
+def locked_stamps(keys: Iterable[str]) -> dict[str, Stamp]:
+    """The versions and bump times of ``keys`` as this transaction sees them (after ``lock``)."""
+    return database.read_stamps(list(keys))
 
 
 def _announce(committed: dict[str, int]) -> None:

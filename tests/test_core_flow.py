@@ -283,3 +283,41 @@ def test_the_pure_engine_imports_nothing_from_django():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------------------------------------
+# Last-Modified from the versions' bump times (no query)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.urls("tests.urls_versioned")
+@pytest.mark.usefixtures("clean_versions")
+def test_last_modified_from_versions_costs_no_query(
+    client, article, django_assert_num_queries
+):
+    import time
+
+    from django_conditional.httpdate import parse_http_date
+
+    path = f"/bumped-at/{article.pk}/"
+    first = client.get(path)
+    modified = first.headers["Last-Modified"]
+    row = versions.locked_stamps([versions.object_key(article)])
+    assert parse_http_date(modified) is not None and row
+    with django_assert_num_queries(0):
+        by_date = client.get(path, headers={"If-Modified-Since": modified})
+        by_tag = client.get(path, headers={"If-None-Match": first.headers["ETag"]})
+    assert by_date.status_code == by_tag.status_code == 304
+    assert by_tag.headers["Last-Modified"] == modified
+    put = client.put(
+        path,
+        data=b'{"title": "New"}',
+        content_type="application/json",
+        headers={"If-Unmodified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"},
+    )
+    assert put.status_code == 200
+    after = client.get(path)
+    later = parse_http_date(after.headers["Last-Modified"])
+    earlier = parse_http_date(modified)
+    assert later is not None and earlier is not None and later >= earlier
+    assert after.headers["ETag"] != first.headers["ETag"]

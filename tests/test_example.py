@@ -5,14 +5,17 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+from datetime import timedelta
 from io import StringIO
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from django.db.models import F
 from django.test import Client
 
+from django_conditional.models import ResourceVersion
 from example_project import settings as example_settings
 from example_project.blog.factories import (
     ArticleFactory,
@@ -488,7 +491,11 @@ def test_api_put_lost_update_tour(client, demo_user):
 def test_api_if_unmodified_since_guards_writes_too(client, demo_user):
     article = ArticleFactory.create(title="Before")
     url = f"/api/articles/{article.pk}/"
-    last_modified = client.get(url).headers["Last-Modified"]
+    # Bumped some seconds ago, with the bump's sub-second time kept.
+    ResourceVersion.objects.update(updated_at=F("updated_at") - timedelta(seconds=5))
+    reset_version_cache()
+    page = client.get(url)
+    last_modified = page.headers["Last-Modified"]
 
     stale = api(
         client,
@@ -498,10 +505,22 @@ def test_api_if_unmodified_since_guards_writes_too(client, demo_user):
         if_unmodified_since="Thu, 01 Jan 2015 00:00:00 GMT",
     )
     assert stale.status_code == 412
-    done = api(
-        client, "PATCH", url, {"title": "After"}, if_unmodified_since=last_modified
+    later = api(
+        client,
+        "PATCH",
+        url,
+        {"title": "After"},
+        if_unmodified_since="Fri, 01 Jan 2100 00:00:00 GMT",
     )
-    assert done.status_code == 200
+    assert later.status_code == 200
+    # The date of the last change names a second in which it changed: another change in that
+    # second would share it, so it cannot prove the client saw the latest one. 412, with the
+    # ETag to send in If-Match.
+    ambiguous = api(
+        client, "PATCH", url, {"title": "Again"}, if_unmodified_since=last_modified
+    )
+    assert ambiguous.status_code == 412
+    assert ambiguous.headers["ETag"] == later.headers["ETag"]
     article.refresh_from_db()
     assert article.title == "After"
 

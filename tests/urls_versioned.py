@@ -41,6 +41,7 @@ urlpatterns = [
     path("cbv/documents/<int:pk>/", views.DocumentDetail.as_view()),
     path("cbv/documents-by-function/<int:pk>/", views.DocumentByFunction.as_view()),
     path("articles/", views.article_collection),
+    path("bumped-at/<int:pk>/", views.article_bumped_at),
     path("stored-otherwise/<int:pk>/", views.article_stored_otherwise),
     path("sometimes-transformed/<int:pk>/", views.article_sometimes_transformed),
     path("accepted/<int:pk>/", views.article_accepted),

@@ -63,7 +63,10 @@ def read_stamps(keys: Sequence[str], using: str | None = None) -> dict[str, Stam
     values: dict[str, Stamp] = dict.fromkeys(keys, (0, 0))
     for chunk in chunks(keys):
         rows = manager.filter(key__in=chunk).values_list("key", "version", "updated_at")
-        values.update((key, (version, ms(at))) for key, version, at in rows)
+        # A row lock() created is at version 0: never bumped, so no time of a change.
+        values.update(
+            (key, (version, ms(at) if version else 0)) for key, version, at in rows
+        )
     return values
 
 

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from django.core.paginator import Paginator
@@ -28,8 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_safe
 
 from django_conditional.resources import CollectionOf, ObjectOf, Resource
-from django_conditional.sources.timestamps import versions_modified
-from django_conditional.versioned import versioned
+from django_conditional.versioned import FROM_VERSIONS, versioned
 from example_project.blog.auth import basic_auth_required
 from example_project.blog.forms import ArticleForm, article_document
 from example_project.blog.models import Article, Author, Comment, Tag
@@ -67,15 +65,6 @@ API_WRITE_PERMISSIONS = {
     "PATCH": "blog.change_article",
     "DELETE": "blog.delete_article",
 }
-
-
-def _detail_modified(request: HttpRequest, pk: int) -> datetime | None:
-    """Last-Modified of an article page: when one of its versions was last bumped (one query on
-    the version rows). Not the article's ``updated_at``: a new comment or a renamed tag changes
-    the page without touching it."""
-    return versions_modified(
-        key for r in DETAIL_RESOURCES for key in r.keys(request, (), {"pk": pk})
-    )
 
 
 def _published(request: HttpRequest, pk: int) -> bool:
@@ -118,7 +107,9 @@ def article_list(request: HttpRequest) -> HttpResponse:
 @versioned(
     *DETAIL_RESOURCES,
     vary=HTML_VARY,
-    last_modified=_detail_modified,
+    # Last-Modified: when one of the page's versions was last bumped, read with them (no query).
+    # Not the article's updated_at: a new comment or a renamed tag changes the page too.
+    last_modified=FROM_VERSIONS,
     headers=HTML_HEADERS,
     visible=_published,
 )
@@ -204,7 +195,9 @@ def api_article_list(request: HttpRequest) -> HttpResponse:
 @versioned(
     *DETAIL_RESOURCES,
     vary=(),
-    last_modified=_detail_modified,
+    # Last-Modified: when one of the page's versions was last bumped, read with them (no query).
+    # Not the article's updated_at: a new comment or a renamed tag changes the page too.
+    last_modified=FROM_VERSIONS,
     require_precondition=True,
 )
 def api_article(request: HttpRequest, pk: int) -> HttpResponse:

@@ -26,6 +26,7 @@ from django.views.generic import DeleteView, DetailView, ListView, UpdateView
 from django_conditional.decorators import condition, etag, versioned
 from django_conditional.mixins import VersionedMixin
 from django_conditional.resources import CollectionOf, ObjectOf
+from django_conditional.versioned import FROM_VERSIONS
 from django_conditional.versions import object_key
 from django_conditional.writes import transformed
 from tests.testapp.models import Article, Author, Comment, Document
@@ -93,6 +94,11 @@ def _updated_at(request: HttpRequest, pk: int) -> datetime | None:
         Article.objects.filter(pk=pk).values_list("updated_at", flat=True).first()
     )
     return found
+
+
+@versioned(ObjectOf(Article), last_modified=FROM_VERSIONS)
+def article_bumped_at(request: HttpRequest, pk: int) -> HttpResponseBase:
+    return _article_view("article_bumped_at", request, pk)
 
 
 @versioned(ObjectOf(Article), last_modified=_updated_at)
