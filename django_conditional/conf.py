@@ -234,6 +234,15 @@ class Settings:
         return value
 
     @property
+    def ACCEPT_WEAKENED_IF_MATCH(self) -> bool:
+        """Let ``If-Match`` on a versioned view take ``W/"x"`` for its current ``"x"``: the tag a
+        proxy that compresses (nginx ``gzip_proxied``) weakened. Off by default: RFC 9110 §13.1.1
+        asks for the strong comparison (see docs/deployment.md for why a version tag keeps
+        lost-update protection). Off, such a 412 says why in its problem details."""
+        value: bool = _setting("ACCEPT_WEAKENED_IF_MATCH", False)
+        return value
+
+    @property
     def STOCK_GZIP(self) -> bool:
         """Whether Django's own ``GZipMiddleware`` is in ``MIDDLEWARE`` (it compresses a 206 as if
         it were the whole body, so the middleware serves no range to clients it would compress for)."""
