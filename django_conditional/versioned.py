@@ -42,6 +42,7 @@ from django_conditional.preconditions import (
     EntityTags,
     Preconditions,
 )
+from django_conditional.purge.headers import stamp_cache_tags
 from django_conditional.resources import (
     Resource,
     aresolve_keys,
@@ -168,13 +169,15 @@ class VersionedSource(ValidatorSource):
                 return remembered.headers_key(self.view_id, request, token)
         return None
 
-    def _unvalidated(self, exc: DatabaseError) -> Resolved:
+    def _unvalidated(self, exc: DatabaseError, keys: Sequence[str]) -> Resolved:
         # Neither the cache nor the database gave the versions: no validator, hence no 304 or
         # 412 from a guess; the view answers (a 500 only if it cannot either).
         logger.warning(
             "django_conditional: version lookup failed (%s); no validators", exc
         )
-        return Resolved(Validators(None, None, exists=True), None, self.default_headers)
+        return Resolved(
+            Validators(None, None, exists=True), None, self.default_headers, keys
+        )
 
     def _resolved(
         self,
@@ -182,6 +185,7 @@ class VersionedSource(ValidatorSource):
         validators: Validators,
         headers_key: str | None,
         cached: object,
+        keys: Sequence[str] = (),
     ) -> Resolved:
         # Without a client tag the remembered headers were not fetched with the versions, and
         # when the tag fetched by is not the current one (``"current", "old"``) they are another
@@ -189,9 +193,9 @@ class VersionedSource(ValidatorSource):
         if headers_key is None or remembered.request_token(
             request
         ) != remembered.validator_token(validators):
-            return Resolved(validators, None, self.default_headers)
+            return Resolved(validators, None, self.default_headers, keys)
         found = remembered.from_cache(cached, headers_key)
-        return Resolved(validators, found, self.default_headers)
+        return Resolved(validators, found, self.default_headers, keys)
 
     def resolve(self, request: HttpRequest, args: Args, kwargs: Kwargs) -> Resolved:
         keys = self.keys(request, args, kwargs)
@@ -199,11 +203,11 @@ class VersionedSource(ValidatorSource):
         try:
             snapshot = versions.read(keys, headers_key)
         except DatabaseError as exc:
-            return self._unvalidated(exc)
+            return self._unvalidated(exc, keys)
         user = user_id(request) if self.per_user else None
         modified = call(self.last_modified, request, args, kwargs)
         validators = self.validators(snapshot.versions, request, user, modified)
-        return self._resolved(request, validators, headers_key, snapshot.extra)
+        return self._resolved(request, validators, headers_key, snapshot.extra, keys)
 
     async def aresolve(
         self, request: HttpRequest, args: Args, kwargs: Kwargs
@@ -213,11 +217,11 @@ class VersionedSource(ValidatorSource):
         try:
             snapshot = await versions.aread(keys, headers_key)
         except DatabaseError as exc:
-            return self._unvalidated(exc)
+            return self._unvalidated(exc, keys)
         user = await auser_id(request) if self.per_user else None
         modified = await acall(self.last_modified, request, args, kwargs)
         validators = self.validators(snapshot.versions, request, user, modified)
-        return self._resolved(request, validators, headers_key, snapshot.extra)
+        return self._resolved(request, validators, headers_key, snapshot.extra, keys)
 
     # -- the write path (``writes``), inside its transaction --
 
@@ -246,6 +250,7 @@ class VersionedSource(ValidatorSource):
             patch_vary_headers(response, self.vary_headers)
         if self.per_user:
             patch_cache_control(response, private=True)
+        stamp_cache_tags(request, response, resolved.keys)
 
 
 def versioned_view(

@@ -62,9 +62,7 @@ def test_if_match_takes_a_weakened_tag_only_when_asked(
 
 def test_a_weak_current_tag_never_passes_if_match_even_when_asked() -> None:
     weak_current = Validators.of('W/"v3"')
-    evaluation = evaluate(
-        "PUT", if_match('W/"v3"'), weak_current, accept_weakened=True
-    )
+    evaluation = evaluate("PUT", if_match('W/"v3"'), weak_current, accept_weakened=True)
     assert evaluation.outcome is Outcome.PRECONDITION_FAILED
 
 
