@@ -180,7 +180,7 @@ def test_no_backend_collects_nothing() -> None:
 # A failing purge never fails a write
 
 
-def _put_through_view(client, article, caplog):  # type: ignore[no-untyped-def]
+def _put_through_view(client, article, caplog):
     path = f"/articles/{article.pk}/"
     current = client.get(path)["ETag"]
     with caplog.at_level(logging.WARNING, logger="django_conditional"):

@@ -106,7 +106,7 @@ def warned_once() -> Iterator[None]:
     responses._warned_weakened = False
 
 
-def _put(client, path: str, tag: str):  # type: ignore[no-untyped-def]
+def _put(client, path: str, tag: str):
     return client.put(
         path,
         json.dumps({"title": "Two"}),
