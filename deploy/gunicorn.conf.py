@@ -4,7 +4,8 @@ example_project.wsgi``); the tests behind nginx and Varnish start it this way.
 Environment: ``GUNICORN_BIND`` (``127.0.0.1:8000``: only the proxy talks to it), ``GUNICORN_WORKERS``
 (2 per core is usual; more than one needs ``REDIS_URL``, since versions must be shared by every
 worker), ``GUNICORN_THREADS``, ``GUNICORN_WORKER_CLASS`` (``sync`` / ``gthread``, or
-``uvicorn.workers.UvicornWorker`` with ``example_project.asgi:application``).
+``uvicorn_worker.UvicornWorker`` from the ``uvicorn-worker`` package with
+``example_project.asgi:application``).
 """
 
 from __future__ import annotations
