@@ -38,6 +38,8 @@ typecheck: venv
 
 pytest: venv
 	scripts/ensure-chromium
+	scripts/ensure-nginx
+	scripts/ensure-varnish
 	$(PY) -m pytest --cov --cov-branch --cov-report=term-missing $(PYTEST_ARGS)
 ifneq ($(strip $(COVERAGE_GATE)),)
 	$(PY) -m coverage report --include='$(subst $(space),$(comma),$(strip $(COVERAGE_GATE)))' --fail-under=100

@@ -234,6 +234,47 @@ class Settings:
         return value
 
     @property
+    def ACCEPT_WEAKENED_IF_MATCH(self) -> bool:
+        """Let ``If-Match`` on a versioned view take ``W/"x"`` for its current ``"x"``: the tag a
+        proxy that compresses (nginx ``gzip_proxied``) weakened. Off by default: RFC 9110 §13.1.1
+        asks for the strong comparison (see docs/deployment.md for why a version tag keeps
+        lost-update protection). Off, such a 412 says why in its problem details."""
+        value: bool = _setting("ACCEPT_WEAKENED_IF_MATCH", False)
+        return value
+
+    @property
+    def SURROGATE_KEY_HEADERS(self) -> tuple[str, ...]:
+        """Response headers listing a versioned response's version keys as cache tags, for
+        purges: ``["Surrogate-Key"]`` (Fastly), ``["Cache-Tag"]`` (Cloudflare), ``["xkey"]``
+        (Varnish xkey). Default: none (``django_conditional.purge.tags`` says how keys fit)."""
+        value: tuple[str, ...] = _parsed(
+            "SURROGATE_KEY_HEADERS",
+            (),
+            lambda v: (v,) if isinstance(v, str) else tuple(v or ()),
+        )
+        return value
+
+    @property
+    def PURGE_BACKEND(self) -> str | None:
+        """Dotted path of the purge backend called after a commit with the tags of the keys it
+        bumped (``django_conditional.purge``), e.g. ``"django_conditional.purge.varnish.VarnishPurge"``.
+        None (the default): no purges."""
+        value: str | None = _setting("PURGE_BACKEND", None)
+        return value
+
+    @property
+    def PURGE_OPTIONS(self) -> dict[str, Any]:
+        """Keyword arguments of the purge backend's class (``{"urls": [...]}`` for Varnish)."""
+        value: dict[str, Any] = _setting("PURGE_OPTIONS", {})
+        return value
+
+    @property
+    def PURGE_TIMEOUT(self) -> float:
+        """Seconds a commit waits for its purge; a slower one is logged and left to finish."""
+        value: float = _setting("PURGE_TIMEOUT", 5.0)
+        return value
+
+    @property
     def STOCK_GZIP(self) -> bool:
         """Whether Django's own ``GZipMiddleware`` is in ``MIDDLEWARE`` (it compresses a 206 as if
         it were the whole body, so the middleware serves no range to clients it would compress for)."""

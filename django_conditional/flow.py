@@ -52,6 +52,8 @@ class Resolved:
     validators: Validators
     remembered_headers: Mapping[str, str] | None = None
     base_headers: Mapping[str, str] = field(default_factory=dict)
+    # The version keys behind the validators, when the source has them (cache-tag headers).
+    keys: Sequence[str] = ()
 
 
 class ValidatorSource:

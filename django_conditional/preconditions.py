@@ -25,6 +25,8 @@ from django_conditional.validators import (
     EntityTags,
     ETag,
     Validators,
+    accepts_coding,
+    decoded_tag,
     member_tag,
     parse_entity_tags,
 )
@@ -52,6 +54,7 @@ __all__ = [
     "evaluate",
     "if_range_holds",
     "parse_entity_tags",
+    "weakened_if_match",
 ]
 
 
@@ -187,49 +190,38 @@ def _if_range(value: str | None) -> IfRange:
     return parse_http_date(candidate)
 
 
-def accepts_coding(accept_encoding: str | None, coding: str, max_members: int) -> bool:
-    """Whether an ``Accept-Encoding`` value accepts ``coding`` (RFC 9110 §12.5.3), ``*`` included."""
-    if not accept_encoding:
-        return False
-    star = False
-    for member in accept_encoding.split(",", max_members)[:max_members]:
-        name, _, parameters = member.partition(";")
-        name = name.strip(_OWS).lower()
-        if name != coding and name != "*":
-            continue
-        weight = parameters.strip(_OWS).lower()
-        accepted = (
-            not weight.startswith("q=") or weight[2:].strip(_OWS).rstrip("0.") != ""
-        )
-        if name == coding:
-            return accepted
-        star = accepted
-    return star
-
-
-def decoded_tag(tag: ETag, codings: tuple[str, ...]) -> ETag | None:
-    """The tag of the identity representation when ``tag`` carries a content-coding suffix."""
-    for coding in codings:
-        if tag.tag.endswith(coding) and tag.tag[-len(coding) - 1 : -len(coding)] == "-":
-            return ETag(tag.tag[: -len(coding) - 1], tag.weak)
-    return None
-
-
-def _if_match_passes(tags: EntityTags, validators: Validators) -> bool:
+def _if_match_passes(
+    tags: EntityTags, validators: Validators, accept_weakened: bool
+) -> bool:
     # §13.1.1: "*" is true when a current representation exists; else strong comparison.
     # A tag a client got through a compressor ("v3-gzip") names the same state of the resource.
+    # ``accept_weakened``: W/"v3" stands for "v3" (a proxy weakened it; see ``evaluate``).
     if tags == ANY:
         return validators.exists
     current = validators.etag
     if current is None:
         return False
     for tag in tags:
+        if accept_weakened and tag.weak:
+            tag = ETag(tag.tag)
         if tag.strong_match(current):
             return True
         decoded = decoded_tag(tag, CONTENT_CODINGS)
         if decoded is not None and decoded.strong_match(current):
             return True
     return False
+
+
+def weakened_if_match(tags: EntityTags | None, validators: Validators) -> ETag | None:
+    """The weak member of an ``If-Match`` that names the current strong tag (``W/"v3"`` while
+    ``"v3"`` is current): what a proxy that compresses (nginx's ``gzip``) sends back. None if none."""
+    current = validators.etag
+    if not tags or tags == ANY or current is None or current.weak:
+        return None
+    for tag in tags:
+        if tag.weak and _if_match_passes((tag,), validators, True):
+            return tag
+    return None
 
 
 def _if_none_match_passes(
@@ -292,12 +284,15 @@ def evaluate(
     *,
     max_members: int = DEFAULT_MAX_MEMBERS,
     now: datetime | None = None,
+    accept_weakened: bool = False,
 ) -> Evaluation:
     """Evaluate the preconditions of a request in the order of RFC 9110 §13.2.2.
 
     ``headers`` are parsed preconditions (raw ``ConditionalHeaders`` are parsed here, reading at
     most ``max_members`` list members). The caller must only act on the result when the response
     without preconditions would be 2xx or 412 (§13.2.1). HEAD is evaluated as GET.
+    ``accept_weakened``: If-Match takes ``W/"x"`` for ``"x"`` when ``"x"`` is current (a tag a proxy
+    weakened; only for tags that name the resource's state whatever the coding, as version tags do).
     """
     if method in IGNORING_METHODS:
         return PROCEED
@@ -311,7 +306,7 @@ def evaluate(
 
     # Step 1: If-Match; Step 2: If-Unmodified-Since when If-Match is absent.
     if conditions.if_match is not None:
-        if not _if_match_passes(conditions.if_match, validators):
+        if not _if_match_passes(conditions.if_match, validators, accept_weakened):
             return Evaluation(Outcome.PRECONDITION_FAILED, "If-Match")
     elif (
         conditions.if_unmodified_since is not None

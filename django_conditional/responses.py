@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from http.cookies import SimpleCookie
 from typing import Any, Final
@@ -20,7 +21,11 @@ from django.http.response import ResponseHeaders
 from django.utils.translation import gettext as _
 
 from django_conditional.httpdate import format_http_date, parse_http_date
+from django_conditional.preconditions import weakened_if_match
+from django_conditional.request import preconditions
 from django_conditional.validators import ETag, Validators
+
+logger = logging.getLogger("django_conditional")
 
 # §15.4.5: what a 304 carries of what the 200 would have carried.
 NOT_MODIFIED_HEADERS: Final = (
@@ -158,8 +163,49 @@ def problem(
     return response
 
 
-def failed_problem(decided_by: str | None) -> dict[str, Any]:
-    """The RFC 9457 body of a 412 decided by ``decided_by`` (for faces that render it themselves)."""
+_warned_weakened = False
+
+
+def weakened_tag(
+    request: HttpRequest, decided_by: str | None, validators: Validators
+) -> ETag | None:
+    """The weak form of the current tag that a failed ``If-Match`` held (a proxy weakened the
+    tag), or None; warns once per process, naming the fix."""
+    global _warned_weakened
+    if decided_by not in (None, "If-Match"):
+        return None
+    found = weakened_if_match(preconditions(request).if_match, validators)
+    if found is not None and not _warned_weakened:
+        _warned_weakened = True
+        logger.warning(
+            "django_conditional: If-Match held %s, the weak form of the current entity-tag: a "
+            "proxy in front of the application (nginx with gzip_proxied?) weakened the tag when "
+            "it compressed the response, so every conditional write from its clients fails. Let "
+            "the application compress (django_conditional.compression.GZipMiddleware, and turn "
+            "the proxy's compression off for its responses) or set "
+            "CONDITIONAL_ACCEPT_WEAKENED_IF_MATCH = True (versioned views; see "
+            "docs/deployment.md). Logged once per process.",
+            found,
+        )
+    return found
+
+
+def _weakened_detail(weakened: ETag) -> str:
+    return _(
+        "If-Match holds %(tag)s, the weak form of the current entity-tag: a proxy between the "
+        "client and the server weakened the tag when it compressed the response, and If-Match "
+        "compares strongly (RFC 9110 section 13.1.1), so this write can never succeed as sent. "
+        "To fix it, let the application compress its responses "
+        "(django_conditional.compression.GZipMiddleware) instead of the proxy, or set "
+        "CONDITIONAL_ACCEPT_WEAKENED_IF_MATCH = True on the server."
+    ) % {"tag": str(weakened)}
+
+
+def failed_problem(
+    decided_by: str | None, weakened: ETag | None = None
+) -> dict[str, Any]:
+    """The RFC 9457 body of a 412 decided by ``decided_by`` (for faces that render it themselves);
+    ``weakened``: the weak form of the current tag the If-Match held (``weakened_tag``)."""
     header = decided_by or "If-Match"
     if header == "If-None-Match":
         detail = _(
@@ -169,18 +215,23 @@ def failed_problem(decided_by: str | None) -> dict[str, Any]:
         detail = _(
             "The resource was modified after the date given in If-Unmodified-Since."
         )
+    elif weakened is not None:
+        detail = _weakened_detail(weakened)
     else:
         detail = _(
             "The resource has changed: If-Match does not match its current entity-tag. "
             "Fetch it again and retry with the ETag of this response."
         )
-    return {
+    body = {
         "type": f"{_SPEC}#{_PRECONDITION_SECTIONS.get(header, 'section-13.1.1')}",
         "title": _("Precondition Failed"),
         "status": 412,
         "detail": detail,
         "precondition": header,
     }
+    if weakened is not None:
+        body["weakened-etag"] = str(weakened)
+    return body
 
 
 def required_problem(required: Iterable[str]) -> dict[str, Any]:
@@ -218,8 +269,9 @@ def precondition_failed(
     request: HttpRequest, decided_by: str | None, validators: Validators
 ) -> HttpResponse:
     """412, naming the precondition that failed and carrying the resource's current validators."""
+    weakened = weakened_tag(request, decided_by, validators)
     return _problem_response(
-        request, failed_problem(decided_by), validator_headers(validators)
+        request, failed_problem(decided_by, weakened), validator_headers(validators)
     )
 
 

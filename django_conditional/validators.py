@@ -123,6 +123,34 @@ def parse_entity_tags(value: str, max_members: int = DEFAULT_MAX_MEMBERS) -> Ent
     return tuple(tags)
 
 
+def accepts_coding(accept_encoding: str | None, coding: str, max_members: int) -> bool:
+    """Whether an ``Accept-Encoding`` value accepts ``coding`` (RFC 9110 §12.5.3), ``*`` included."""
+    if not accept_encoding:
+        return False
+    star = False
+    for member in accept_encoding.split(",", max_members)[:max_members]:
+        name, _, parameters = member.partition(";")
+        name = name.strip(_OWS).lower()
+        if name != coding and name != "*":
+            continue
+        weight = parameters.strip(_OWS).lower()
+        accepted = (
+            not weight.startswith("q=") or weight[2:].strip(_OWS).rstrip("0.") != ""
+        )
+        if name == coding:
+            return accepted
+        star = accepted
+    return star
+
+
+def decoded_tag(tag: ETag, codings: tuple[str, ...]) -> ETag | None:
+    """The tag of the identity representation when ``tag`` carries a content-coding suffix."""
+    for coding in codings:
+        if tag.tag.endswith(coding) and tag.tag[-len(coding) - 1 : -len(coding)] == "-":
+            return ETag(tag.tag[: -len(coding) - 1], tag.weak)
+    return None
+
+
 def to_utc(moment: datetime) -> datetime:
     """An aware UTC datetime truncated to whole seconds; naive values are taken as UTC, as Django does."""
     if moment.tzinfo is None:

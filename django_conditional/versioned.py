@@ -43,6 +43,7 @@ from django_conditional.preconditions import (
     EntityTags,
     Preconditions,
 )
+from django_conditional.purge.headers import stamp_cache_tags
 from django_conditional.resources import (
     Resource,
     aresolve_keys,
@@ -177,13 +178,15 @@ class VersionedSource(ValidatorSource):
                 return remembered.headers_key(self.view_id, request, token)
         return None
 
-    def _unvalidated(self, exc: DatabaseError) -> Resolved:
+    def _unvalidated(self, exc: DatabaseError, keys: Sequence[str]) -> Resolved:
         # Neither the cache nor the database gave the versions: no validator, hence no 304 or
         # 412 from a guess; the view answers (a 500 only if it cannot either).
         logger.warning(
             "django_conditional: version lookup failed (%s); no validators", exc
         )
-        return Resolved(Validators(None, None, exists=True), None, self.default_headers)
+        return Resolved(
+            Validators(None, None, exists=True), None, self.default_headers, keys
+        )
 
     def _resolved(
         self,
@@ -191,6 +194,7 @@ class VersionedSource(ValidatorSource):
         validators: Validators,
         headers_key: str | None,
         cached: object,
+        keys: Sequence[str] = (),
     ) -> Resolved:
         # Without a client tag the remembered headers were not fetched with the versions, and
         # when the tag fetched by is not the current one (``"current", "old"``) they are another
@@ -198,9 +202,9 @@ class VersionedSource(ValidatorSource):
         if headers_key is None or remembered.request_token(
             request
         ) != remembered.validator_token(validators):
-            return Resolved(validators, None, self.default_headers)
+            return Resolved(validators, None, self.default_headers, keys)
         found = remembered.from_cache(cached, headers_key)
-        return Resolved(validators, found, self.default_headers)
+        return Resolved(validators, found, self.default_headers, keys)
 
     def resolve(self, request: HttpRequest, args: Args, kwargs: Kwargs) -> Resolved:
         keys = self.keys(request, args, kwargs)
@@ -208,7 +212,7 @@ class VersionedSource(ValidatorSource):
         try:
             snapshot = versions.read(keys, headers_key)
         except DatabaseError as exc:
-            return self._unvalidated(exc)
+            return self._unvalidated(exc, keys)
         user = user_id(request) if self.per_user else None
         modified = (
             snapshot.last_changed()
@@ -216,7 +220,7 @@ class VersionedSource(ValidatorSource):
             else call(self.last_modified, request, args, kwargs)
         )
         validators = self.validators(snapshot.versions, request, user, modified)
-        return self._resolved(request, validators, headers_key, snapshot.extra)
+        return self._resolved(request, validators, headers_key, snapshot.extra, keys)
 
     async def aresolve(
         self, request: HttpRequest, args: Args, kwargs: Kwargs
@@ -226,7 +230,7 @@ class VersionedSource(ValidatorSource):
         try:
             snapshot = await versions.aread(keys, headers_key)
         except DatabaseError as exc:
-            return self._unvalidated(exc)
+            return self._unvalidated(exc, keys)
         user = await auser_id(request) if self.per_user else None
         modified = (
             snapshot.last_changed()
@@ -234,7 +238,7 @@ class VersionedSource(ValidatorSource):
             else await acall(self.last_modified, request, args, kwargs)
         )
         validators = self.validators(snapshot.versions, request, user, modified)
-        return self._resolved(request, validators, headers_key, snapshot.extra)
+        return self._resolved(request, validators, headers_key, snapshot.extra, keys)
 
     # -- the write path (``writes``), inside its transaction --
 
@@ -269,6 +273,7 @@ class VersionedSource(ValidatorSource):
             patch_vary_headers(response, self.vary_headers)
         if self.per_user:
             patch_cache_control(response, private=True)
+        stamp_cache_tags(request, response, resolved.keys)
 
 
 def versioned_view(

@@ -22,7 +22,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import transaction
 
-from django_conditional import fastcache
+from django_conditional import fastcache, purge
 from django_conditional.store import cache as store_cache
 from django_conditional.store import database, epoch
 from django_conditional.store import scripts as store_scripts
@@ -256,6 +256,7 @@ def _announce(committed: dict[str, int]) -> None:
 
 def _published(db: str, committed: dict[str, Stamp]) -> None:
     store_cache.publish(db, committed)
+    purge.flush(db)  # every key of the transaction, once (shared caches: Varnish, CDNs)
     _announce({key: stamp[0] for key, stamp in committed.items()})
 
 
@@ -274,6 +275,7 @@ def bump(*keys: str, deleted: bool = False, using: str | None = None) -> dict[st
     db = database.database(using)
     with transaction.atomic(using=db, savepoint=False):
         store_cache.mark_pending(unique)
+        purge.collect(db, unique)
         stamps = database.increment(db, unique, deleted)
         # The rows stay locked until the commit: these are the values it commits.
         transaction.on_commit(lambda: _published(db, stamps), using=db)

@@ -181,7 +181,12 @@ def write(
         before = versions.lock(source.keys(request, args, kwargs))
         validators = source.locked_validators(request, args, kwargs, before)
         conditions = source.write_conditions(preconditions(request), validators)
-        evaluation = evaluate(request.method or "POST", conditions, validators)
+        evaluation = evaluate(
+            request.method or "POST",
+            conditions,
+            validators,
+            accept_weakened=conf.ACCEPT_WEAKENED_IF_MATCH,
+        )
         if evaluation.outcome is not Outcome.PROCEED:
             return source.precondition_failed(
                 request, evaluation.decided_by, validators

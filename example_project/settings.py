@@ -41,6 +41,9 @@ SPECTACULAR_SETTINGS = {
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Compresses with strong tags kept strong ("v3-gzip", not W/"v3"), so If-Match survives it:
+    # let the application compress rather than a proxy in front of it (docs/deployment.md).
+    "django_conditional.compression.GZipMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Content-hash ETags and 304s for every page that has no validator of its own (/about/).
     "django_conditional.middleware.ConditionalGetMiddleware",
@@ -78,6 +81,10 @@ DATABASES = {
         sqlite_path=os.environ.get("DJANGO_SQLITE_PATH") or BASE_DIR / "db.sqlite3"
     )
 }
+# Persistent connections: a 304 from the cache costs no query, but a miss or a write should not
+# pay a new connection each time; the health check drops a connection the server closed.
+DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("DJANGO_CONN_MAX_AGE", "60"))
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 CACHES = {"default": cache_from_env()}
 # Without REDIS_URL the versions live in the local-memory cache, which only a single process may use
 # (`make demo`'s runserver, or one gunicorn/uvicorn worker): set REDIS_URL for more workers.

@@ -295,7 +295,6 @@ def test_the_pure_engine_imports_nothing_from_django():
 def test_last_modified_from_versions_costs_no_query(
     client, article, django_assert_num_queries
 ):
-    import time
 
     from django_conditional.httpdate import parse_http_date
 

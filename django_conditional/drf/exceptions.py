@@ -18,7 +18,7 @@ from django_conditional.responses import (
     required_problem,
     validator_headers,
 )
-from django_conditional.validators import Validators
+from django_conditional.validators import ETag, Validators
 
 __all__ = ["ConditionalProblem", "PreconditionFailed", "PreconditionRequired"]
 
@@ -48,8 +48,14 @@ class PreconditionFailed(ConditionalProblem):
     default_detail = "Precondition Failed"
     default_code = "precondition_failed"
 
-    def __init__(self, decided_by: str | None, validators: Validators) -> None:
-        super().__init__(failed_problem(decided_by), validator_headers(validators))
+    def __init__(
+        self,
+        decided_by: str | None,
+        validators: Validators,
+        weakened: ETag | None = None,
+    ) -> None:
+        body = failed_problem(decided_by, weakened)
+        super().__init__(body, validator_headers(validators))
 
 
 class PreconditionRequired(ConditionalProblem):

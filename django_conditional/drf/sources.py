@@ -20,6 +20,7 @@ from django.utils.translation import get_language
 from rest_framework.settings import api_settings
 
 from django_conditional.flow import Args, Kwargs, Resolved
+from django_conditional.responses import weakened_tag
 from django_conditional.validators import Validators
 from django_conditional.variants import meta_key
 from django_conditional.versioned import Declared, ValidatorFunc, VersionedSource
@@ -107,7 +108,8 @@ class APISource(VersionedSource):
     def precondition_failed(
         self, request: HttpRequest, decided_by: str | None, validators: Validators
     ) -> NoReturn:
-        raise PreconditionFailed(decided_by, validators)
+        weakened = weakened_tag(request, decided_by, validators)
+        raise PreconditionFailed(decided_by, validators, weakened)
 
     def precondition_required(
         self, request: HttpRequest, required: Sequence[str], validators: Validators
