@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import lru_cache
 from typing import Final
 
@@ -16,7 +17,20 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest
 
-__all__ = ["variant_digest", "user_id", "auser_id", "meta_key"]
+from django_conditional.preconditions import ANY, EntityTags, Preconditions
+from django_conditional.validators import ETag
+
+__all__ = [
+    "STATE_SEPARATOR",
+    "auser_id",
+    "meta_key",
+    "same_state",
+    "user_id",
+    "variant_digest",
+]
+
+# A versioned tag is "<state><STATE_SEPARATOR><variant>".
+STATE_SEPARATOR: Final = "."
 
 # Values longer than this are hashed every time rather than remembered: a client sending huge
 # Accept headers must not grow the worker's memory.
@@ -91,3 +105,30 @@ async def auser_id(request: HttpRequest) -> str:
     else:  # pragma: no cover - Django < 5.1
         value = await sync_to_async(session.get)(SESSION_KEY)
     return "" if value is None else str(value)
+
+
+def _state(tag: ETag) -> str:
+    return tag.tag.rpartition(STATE_SEPARATOR)[0] or tag.tag
+
+
+def same_state(conditions: Preconditions, current: ETag) -> Preconditions:
+    """``conditions`` where a tag naming ``current``'s state under another variant stands for
+    ``current`` (for unsafe methods: a client that read the page with ``Accept: text/html`` can
+    write with ``Accept: */*`` and still loses no update)."""
+    state = _state(current)
+
+    def mapped(tags: EntityTags | None) -> EntityTags | None:
+        if tags is None or tags == ANY:
+            return tags
+        return tuple(
+            ETag(current.tag, tag.weak)
+            if STATE_SEPARATOR in tag.tag and _state(tag) == state
+            else tag
+            for tag in tags
+        )
+
+    return replace(
+        conditions,
+        if_match=mapped(conditions.if_match),
+        if_none_match=mapped(conditions.if_none_match),
+    )

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -38,9 +37,7 @@ from django_conditional.flow import (
     conditional_view,
 )
 from django_conditional.preconditions import (
-    ANY,
     SAFE_METHODS,
-    EntityTags,
     Preconditions,
 )
 from django_conditional.purge.headers import stamp_cache_tags
@@ -52,7 +49,14 @@ from django_conditional.resources import (
 )
 from django_conditional.sources.versions import version_tag
 from django_conditional.validators import ETag, Validators, to_utc
-from django_conditional.variants import auser_id, meta_key, user_id, variant_digest
+from django_conditional.variants import (
+    STATE_SEPARATOR,
+    auser_id,
+    meta_key,
+    same_state,
+    user_id,
+    variant_digest,
+)
 
 __all__ = ["versioned", "versioned_view", "VersionedSource"]
 
@@ -65,13 +69,8 @@ def FROM_VERSIONS(request: HttpRequest, *args: object, **kwargs: object) -> None
     raise AssertionError("a marker, never called")
 
 
-_STATE_SEPARATOR = "."
 ValidatorFunc = Callable[..., Any]
 Declared = Sequence[Resource | Callable[..., Any]]
-
-
-def _state(tag: ETag) -> str:
-    return tag.tag.rpartition(_STATE_SEPARATOR)[0] or tag.tag
 
 
 class VersionedSource(ValidatorSource):
@@ -132,7 +131,7 @@ class VersionedSource(ValidatorSource):
             return Validators(None, None, exists=False)
         state = version_tag(found)
         values = self.variant_values(request, user)
-        tag = f"{state}{_STATE_SEPARATOR}{variant_digest(values)}" if values else state
+        tag = f"{state}{STATE_SEPARATOR}{variant_digest(values)}" if values else state
         if not isinstance(last_modified, datetime):
             return Validators(ETag(tag), None, exists=True)
         return Validators(
@@ -147,26 +146,9 @@ class VersionedSource(ValidatorSource):
     ) -> Preconditions:
         """For unsafe methods: a tag naming the current state under another variant stands for
         the current tag (see the module docstring)."""
-        current = validators.etag
-        if current is None or not (self.vary or self.per_user):
+        if validators.etag is None or not (self.vary or self.per_user):
             return conditions
-        state = _state(current)
-
-        def same_state(tags: EntityTags | None) -> EntityTags | None:
-            if tags is None or tags == ANY:
-                return tags
-            return tuple(
-                ETag(current.tag, tag.weak)
-                if _STATE_SEPARATOR in tag.tag and _state(tag) == state
-                else tag
-                for tag in tags
-            )
-
-        return replace(
-            conditions,
-            if_match=same_state(conditions.if_match),
-            if_none_match=same_state(conditions.if_none_match),
-        )
+        return same_state(conditions, validators.etag)
 
     # -- the read path --
 
