@@ -23,7 +23,8 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.db.models import Model
+from django.db import connections, router
+from django.db.models import Field, Model
 from django.http import Http404
 
 from django_conditional.store.keys import collection_key, object_key
@@ -70,6 +71,21 @@ def _url_value(
         ) from None
 
 
+def _no_such(model: type[Model]) -> Http404:
+    # As the view's own lookup would answer: no such object.
+    return Http404(f"No {model._meta.object_name} matches the URL.")
+
+
+def _in_range(model: type[Model], field: Field[object, object], pk: int) -> bool:
+    """Whether the database column of an integer primary key can hold ``pk``."""
+    ops = connections[router.db_for_read(model)].ops
+    try:
+        low, high = ops.integer_field_range(field.get_internal_type())
+    except KeyError:  # not an integer column
+        return True
+    return (low is None or pk >= low) and (high is None or pk <= high)
+
+
 class ObjectOf(Resource):
     """One object of ``model``, whose primary key is the URL kwarg ``url_kwarg``."""
 
@@ -82,14 +98,15 @@ class ObjectOf(Resource):
     ) -> list[str]:
         model = _model(self.model)
         pk = _url_value(self.url_kwarg, request, args, kwargs)
-        if type(pk) is str and model._meta.pk is not None:
+        field = model._meta.pk
+        if type(pk) is str and field is not None:
             try:
-                pk = model._meta.pk.to_python(pk)
+                pk = field.to_python(pk)
             except ValidationError:
-                # As the view's own lookup would: no such object.
-                raise Http404(
-                    f"No {model._meta.object_name} matches the URL."
-                ) from None
+                raise _no_such(model) from None
+        if type(pk) is int and field is not None and not _in_range(model, field, pk):
+            # A value no row can hold (Django < 5.0 would fail on it in the view: a 500).
+            raise _no_such(model)
         return [object_key(model, pk)]
 
     def __repr__(self) -> str:

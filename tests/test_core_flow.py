@@ -320,3 +320,18 @@ def test_last_modified_from_versions_costs_no_query(
     earlier = parse_http_date(modified)
     assert later is not None and earlier is not None and later >= earlier
     assert after.headers["ETag"] != first.headers["ETag"]
+
+
+def test_an_integer_no_column_can_hold_is_a_404_on_every_django(rf):
+    with pytest.raises(Http404):
+        ObjectOf(Article).keys(rf.get("/"), (), {"pk": 10**40})
+    with pytest.raises(Http404):
+        ObjectOf(Article).keys(rf.get("/"), (), {"pk": -(10**40)})
+    assert ObjectOf(Article).keys(rf.get("/"), (), {"pk": 7}) == [
+        versions.object_key(Article, 7)
+    ]
+    # A primary key that is not an integer column is not range-checked.
+    from tests.testapp.models import Country
+
+    key = ObjectOf(Country).keys(rf.get("/"), (), {"pk": 10**40})
+    assert key == [versions.object_key(Country, 10**40)]
