@@ -24,7 +24,7 @@ from asgiref.sync import async_to_sync
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import connections, router
-from django.db.models import Field, Model
+from django.db.models import Field, IntegerField, Model
 from django.http import Http404
 
 from django_conditional.store.keys import collection_key, object_key
@@ -78,11 +78,10 @@ def _no_such(model: type[Model]) -> Http404:
 
 def _in_range(model: type[Model], field: Field[object, object], pk: int) -> bool:
     """Whether the database column of an integer primary key can hold ``pk``."""
-    ops = connections[router.db_for_read(model)].ops
-    try:
-        low, high = ops.integer_field_range(field.get_internal_type())
-    except KeyError:  # not an integer column
+    if not isinstance(field, IntegerField):  # auto fields are integer fields too
         return True
+    ops = connections[router.db_for_read(model)].ops
+    low, high = ops.integer_field_range(field.get_internal_type())
     return (low is None or pk >= low) and (high is None or pk <= high)
 
 
