@@ -33,7 +33,7 @@ _EXPIRES_OFFSET: Final = "Expires-Offset"
 # Process-local record of what this worker last wrote, so that an unchanged 200 costs no cache write.
 # It only ever suppresses a redundant write; reads always go to the shared cache.
 _last_written: dict[str, tuple[dict[str, object], float]] = {}
-_LAST_WRITTEN_MAX: Final = 4096
+MAX_WRITTEN: Final = 4096
 
 
 def headers_key(view_id: str, request: HttpRequest, token: str) -> str:
@@ -152,10 +152,20 @@ def _changed(key: str, memo: dict[str, object]) -> bool:
     previous = _last_written.get(key)
     if previous is not None and previous[0] == memo:
         return False
-    if len(_last_written) >= _LAST_WRITTEN_MAX:
+    if len(_last_written) >= MAX_WRITTEN:
         _last_written.clear()
     _last_written[key] = (dict(memo), now)
     return True
+
+
+def written_keys() -> frozenset[str]:
+    """The keys this process remembers having written (a bounded, process-local record)."""
+    return frozenset(_last_written)
+
+
+def forget_written() -> None:
+    """Forget that record (tests that clear the cache between cases)."""
+    _last_written.clear()
 
 
 def remember(key: str, response: HttpResponseBase) -> None:

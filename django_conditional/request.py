@@ -19,6 +19,7 @@ from django_conditional.conf import conf
 from django_conditional.preconditions import ConditionalHeaders, Preconditions
 
 __all__ = [
+    "parse_headers",
     "preconditions",
     "without_range",
     "forget",
@@ -31,7 +32,8 @@ _ATTRIBUTE: Final = "_django_conditional_preconditions"
 _RANGES_OUTSIDE: Final = "_django_conditional_ranges_outside"
 
 
-def _parse(request: HttpRequest) -> Preconditions:
+def parse_headers(request: HttpRequest) -> Preconditions:
+    """Parse the request's conditional headers (``preconditions`` does it once per request)."""
     return Preconditions.parse(
         ConditionalHeaders.from_meta(request.META), conf.MAX_LIST_MEMBERS
     )
@@ -41,7 +43,7 @@ def preconditions(request: HttpRequest) -> Preconditions:
     """The request's parsed conditional headers (parsed on the first call only)."""
     found: Preconditions | None = request.__dict__.get(_ATTRIBUTE)
     if found is None:
-        found = request.__dict__[_ATTRIBUTE] = _parse(request)
+        found = request.__dict__[_ATTRIBUTE] = parse_headers(request)
     return found
 
 

@@ -43,7 +43,7 @@ def test_headers_are_parsed_once_per_request_through_middleware_and_view(
 ):
     first = client.get(f"/articles/{article.pk}/")
     with mock.patch.object(
-        conditional_request, "_parse", wraps=conditional_request._parse
+        conditional_request, "parse_headers", wraps=conditional_request.parse_headers
     ) as parse:
         response = client.get(
             f"/articles/{article.pk}/",

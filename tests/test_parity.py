@@ -73,10 +73,10 @@ urlpatterns = [
 
 @pytest.fixture(autouse=True)
 def _fresh() -> Iterator[None]:
-    remembered._last_written.clear()
+    remembered.forget_written()
     caches["default"].clear()
     yield
-    remembered._last_written.clear()
+    remembered.forget_written()
 
 
 @pytest.fixture

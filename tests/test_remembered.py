@@ -20,9 +20,9 @@ from django_conditional.validators import ETag, Validators
 @pytest.fixture(autouse=True)
 def clean() -> Iterator[None]:
     caches["default"].clear()
-    remembered._last_written.clear()
+    remembered.forget_written()
     yield
-    remembered._last_written.clear()
+    remembered.forget_written()
 
 
 def test_tokens() -> None:
@@ -132,7 +132,7 @@ def test_async_failures_are_logged(caplog: pytest.LogCaptureFixture) -> None:
     with mock.patch.object(cache, "aget", side_effect=ConnectionError("down")):
         assert async_to_sync(remembered.arecall)("k") == {}
     assert caplog.text.count("Could not") == 2
-    assert "k" not in remembered._last_written
+    assert "k" not in remembered.written_keys()
 
 
 def test_invalid_expires_is_kept_as_it_was() -> None:
@@ -151,6 +151,8 @@ def test_expires_without_date_keeps_its_distance_from_now() -> None:
 
 
 def test_local_record_is_bounded() -> None:
-    for number in range(remembered._LAST_WRITTEN_MAX + 1):
-        assert remembered._changed(f"k{number}", {"Vary": "Accept"})
-    assert len(remembered._last_written) == 1
+    response = HttpResponse("x")
+    response["Vary"] = "Accept"
+    for number in range(remembered.MAX_WRITTEN + 1):
+        remembered.remember(f"k{number}", response)
+    assert len(remembered.written_keys()) == 1

@@ -147,4 +147,4 @@ def reset_version_cache() -> None:
     caches[conf.CACHE_ALIAS].clear()
     versions.clear_local_state()
     # This process's record of the headers it wrote to the cache, which was just emptied.
-    remembered._last_written.clear()
+    remembered.forget_written()
