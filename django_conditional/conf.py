@@ -17,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
 _PREFIX = "CONDITIONAL_"
-_read: dict[str, Any] = {}
+_read: dict[str, object] = {}
 
 
 def _setting(name: str, default: Any) -> Any:
@@ -52,7 +52,7 @@ setting_changed.connect(_forget, dispatch_uid="django_conditional.conf")
 DEFAULT_REQUIRED_METHODS = ("PUT", "PATCH", "DELETE")
 
 
-def compile_paths(value: Any, setting: str) -> tuple[re.Pattern[str], ...]:
+def compile_paths(value: object, setting: str) -> tuple[re.Pattern[str], ...]:
     """Regexes (strings or compiled) matched with ``re.match`` at the start of ``request.path_info``.
 
     A plain prefix such as ``"/admin/"`` is a regex that matches itself, so prefixes work as is.
@@ -93,7 +93,7 @@ class PreconditionPolicy:
         return self.paths is None or any(p.match(path) for p in self.paths)
 
     @classmethod
-    def parse(cls, value: Any) -> PreconditionPolicy | None:
+    def parse(cls, value: object) -> PreconditionPolicy | None:
         """Read the setting's value; ``ValueError`` when malformed (the system check reports it)."""
         name = "CONDITIONAL_REQUIRE_PRECONDITION"
         if value is None or value is False:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
 
 from django.http import HttpRequest
 
@@ -40,7 +39,7 @@ __all__ = [
     "FunctionSource",
 ]
 
-ValidatorFunc = Callable[..., Any]
+ValidatorFunc = Callable[..., object]
 
 
 def _validators(etag: object, last_modified: object) -> Validators:

@@ -38,7 +38,7 @@ Kwargs = dict[str, object]
 GUARDED_VIEW_ATTRIBUTE = "conditional_guarded"
 # A view's access check, run before its preconditions (RFC 9110 §13.2.1):
 # ``(request, *args, **kwargs) -> bool | HttpResponseBase``, sync or async.
-Visible = Callable[..., Any] | None
+Visible = Callable[..., object] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +93,7 @@ class ValidatorSource:
 
 
 def call(
-    func: Callable[..., Any] | None, request: HttpRequest, args: Args, kwargs: Kwargs
+    func: Callable[..., object] | None, request: HttpRequest, args: Args, kwargs: Kwargs
 ) -> Any:
     """``func(request, *args, **kwargs)`` (None without a function); an awaitable it returns is
     run to completion, for an async validator function on a sync view."""
@@ -110,7 +110,7 @@ async def _await(awaitable: Awaitable[Any]) -> Any:
 
 
 async def acall(
-    func: Callable[..., Any] | None, request: HttpRequest, args: Args, kwargs: Kwargs
+    func: Callable[..., object] | None, request: HttpRequest, args: Args, kwargs: Kwargs
 ) -> Any:
     """``call`` for async views: a sync function (which may use the ORM) runs in a thread."""
     if func is None:
@@ -226,7 +226,7 @@ def visible_first(view: View, checked: View, visible: Visible) -> View:
     return cast(View, wraps(checked)(_view))
 
 
-def is_guarded(view: Any) -> bool:
+def is_guarded(view: object) -> bool:
     """Whether ``view`` evaluates preconditions itself: decorated, or a guarded class's ``as_view``."""
     return bool(
         getattr(view, GUARDED_VIEW_ATTRIBUTE, False)

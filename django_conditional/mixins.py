@@ -27,7 +27,7 @@ sync and async views both work. ``setup()`` has run, so ``get_version_resources`
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Model
@@ -57,7 +57,9 @@ class VersionedMixin(_Base):
 
     # The middleware's GET-first check has nothing to add (``as_view().view_class`` carries it).
     conditional_guarded: ClassVar[bool] = True
-    version_resources: ClassVar[Sequence[Resource | Callable[..., Any]] | None] = None
+    version_resources: ClassVar[Sequence[Resource | Callable[..., object]] | None] = (
+        None
+    )
     version_vary: ClassVar[Sequence[str]] = ("Accept", "Accept-Language")
     version_per_user: ClassVar[bool] = False
     version_last_modified: ClassVar[ValidatorFunc | None] = None
@@ -79,7 +81,7 @@ class VersionedMixin(_Base):
             )
         return model  # type: ignore[no-any-return]
 
-    def get_version_resources(self) -> Sequence[Resource | Callable[..., Any]]:
+    def get_version_resources(self) -> Sequence[Resource | Callable[..., object]]:
         """The resources this view shows; by default derived from the generic view's model."""
         if self.version_resources is not None:
             return self.version_resources
@@ -105,8 +107,8 @@ class VersionedMixin(_Base):
         func = type(self).version_visible
         if func is None:
             return True
-        result: bool | HttpResponseBase = func(self.request, *self.args, **self.kwargs)
-        return result
+        result = func(self.request, *self.args, **self.kwargs)
+        return cast("bool | HttpResponseBase", result)
 
     def _visible(self) -> Visible:
         if (

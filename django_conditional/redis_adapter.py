@@ -61,7 +61,7 @@ def is_redis_cache(cache: BaseCache) -> bool:
     return isinstance(cache, RedisCache)
 
 
-def _describe(cache: Any) -> RedisBackend | None:
+def _describe(cache: object) -> RedisBackend | None:
     from django.core.cache.backends.redis import (
         RedisCache,
         RedisCacheClient,

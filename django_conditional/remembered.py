@@ -15,7 +15,7 @@ import hashlib
 import logging
 import time
 from datetime import datetime, timezone
-from typing import Any, Final
+from typing import Final
 
 from django.core.cache import caches
 from django.http import HttpRequest, HttpResponseBase
@@ -82,7 +82,7 @@ def request_token(request: HttpRequest) -> str | None:
     return f"e{(decoded_tag(tag, CONTENT_CODINGS) or tag).tag}"
 
 
-def view_id(view: Any) -> str:
+def view_id(view: object) -> str:
     return (
         f"{getattr(view, '__module__', '')}.{getattr(view, '__qualname__', repr(view))}"
     )
@@ -129,7 +129,7 @@ def _relative_expires(response: HttpResponseBase) -> float | None:
     return float(max_age) if abs(offset - max_age) <= 2 else None
 
 
-def from_cache(memo: Any, key: str | None = None) -> dict[str, str]:
+def from_cache(memo: object, key: str | None = None) -> dict[str, str]:
     """Headers to put on a 304 from a remembered ``memo`` (whatever the cache returned for ``key``)."""
     if not isinstance(memo, dict):
         if key is not None:

@@ -30,8 +30,8 @@ from django.http import Http404
 from django_conditional.store.keys import collection_key, object_key
 
 ModelRef = type[Model] | str
-KeyFunc = Callable[..., Any]
-ParamSource = str | Callable[..., Any]
+KeyFunc = Callable[..., object]
+ParamSource = str | Callable[..., object]
 
 
 def _model(ref: ModelRef) -> type[Model]:
@@ -145,7 +145,7 @@ class CollectionOf(Resource):
         return f"CollectionOf({self.model!r}, {self.name!r}, **{self.params!r})"
 
 
-def _as_keys(result: Any, origin: object) -> list[str]:
+def _as_keys(result: object, origin: object) -> list[str]:
     if isinstance(result, str):
         return [result]
     if isinstance(result, Iterable) and not isinstance(result, (bytes, Mapping)):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponseBase
@@ -69,8 +68,8 @@ def FROM_VERSIONS(request: HttpRequest, *args: object, **kwargs: object) -> None
     raise AssertionError("a marker, never called")
 
 
-ValidatorFunc = Callable[..., Any]
-Declared = Sequence[Resource | Callable[..., Any]]
+ValidatorFunc = Callable[..., object]
+Declared = Sequence[Resource | Callable[..., object]]
 
 
 class VersionedSource(ValidatorSource):
@@ -293,7 +292,7 @@ def versioned_view(
 
 
 def versioned(
-    *resources: Resource | Callable[..., Any],
+    *resources: Resource | Callable[..., object],
     vary: Sequence[str] = ("Accept", "Accept-Language"),
     per_user: bool = False,
     last_modified: ValidatorFunc | None = None,

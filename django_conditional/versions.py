@@ -17,7 +17,6 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
@@ -65,11 +64,11 @@ class Snapshot:
     at the extra key fetched in the same round trip (None when absent or the cache failed)."""
 
     versions: dict[str, int]
-    extra: Any = None
+    extra: object = None
     changed: dict[str, datetime | None] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, stamps: Mapping[str, Stamp], extra: Any = None) -> Snapshot:
+    def of(cls, stamps: Mapping[str, Stamp], extra: object = None) -> Snapshot:
         return cls(
             {key: stamp[0] for key, stamp in stamps.items()},
             extra,
@@ -122,7 +121,7 @@ class _Plan:
             wanted.append(self.extra_key)
         return wanted
 
-    def trusts(self, cached: Mapping[str, Any] | None) -> bool:
+    def trusts(self, cached: Mapping[str, object] | None) -> bool:
         """Whether ``cached`` comes from the epoch and server expected (else: the database)."""
         if cached is None or not self.epoch:
             return False
@@ -136,7 +135,7 @@ def _plan(keys: Iterable[str], extra_key: str | None) -> _Plan:
     return _Plan(unique, server, epoch.believed(server), extra_key)
 
 
-def _from_database(plan: _Plan, cached: Mapping[str, Any] | None) -> Snapshot:
+def _from_database(plan: _Plan, cached: Mapping[str, object] | None) -> Snapshot:
     # The cache failed, or holds another epoch (a flush, a restart, a failover): nothing in it
     # is trusted; the database answers and the live epoch is filled.
     backend = store_cache.cache()
@@ -152,7 +151,7 @@ def _from_database(plan: _Plan, cached: Mapping[str, Any] | None) -> Snapshot:
     return Snapshot.of(fresh)
 
 
-def _complete(plan: _Plan, cached: Mapping[str, Any] | None) -> Snapshot:
+def _complete(plan: _Plan, cached: Mapping[str, object] | None) -> Snapshot:
     """The snapshot from what the cache returned (None: it failed), reading and filling what it
     missed. Sync: async callers run it in a thread when the database must answer."""
     if not plan.trusts(cached):
@@ -177,7 +176,7 @@ def _complete(plan: _Plan, cached: Mapping[str, Any] | None) -> Snapshot:
     return Snapshot.of(found, extra)
 
 
-def _all_cached(plan: _Plan, cached: Mapping[str, Any] | None) -> bool:
+def _all_cached(plan: _Plan, cached: Mapping[str, object] | None) -> bool:
     if not plan.trusts(cached) or store_cache.untrusted:
         return False
     assert cached is not None
@@ -192,7 +191,7 @@ def read(keys: Iterable[str], extra_key: str | None = None) -> Snapshot:
     if not plan.keys and extra_key is None:
         return Snapshot({})
     try:
-        cached: Mapping[str, Any] | None = fastcache.get_many(
+        cached: Mapping[str, object] | None = fastcache.get_many(
             store_cache.cache(), plan.cache_keys()
         )
     except Exception as exc:
@@ -208,7 +207,7 @@ async def aread(keys: Iterable[str], extra_key: str | None = None) -> Snapshot:
     if not plan.keys and extra_key is None:
         return Snapshot({})
     try:
-        cached: Mapping[str, Any] | None = await fastcache.aget_many(
+        cached: Mapping[str, object] | None = await fastcache.aget_many(
             store_cache.cache(), plan.cache_keys()
         )
     except Exception as exc:

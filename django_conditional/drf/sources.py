@@ -35,7 +35,7 @@ BASE_VARY = ("Accept", "Accept-Language")
 USER_VARY = ("Authorization", "Cookie")
 
 
-def drf_user_id(request: Any) -> str:
+def drf_user_id(request: object) -> str:
     """The id of the user DRF authenticated for ``request``, or ``""`` for an anonymous one."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:

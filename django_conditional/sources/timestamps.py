@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 
-def _utc(value: Any) -> datetime | None:
+def _utc(value: object) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, datetime):
