@@ -173,7 +173,9 @@ def test_a_key_held_as_absent_or_pending_never_answers(store: Redis) -> None:
     store_cache.mark_pending([KEY])
     _arrived(tracked)
     assert _read() == 0
-    assert tracked.round_trips == before + 1  # pending: read through, the database answers
+    assert (
+        tracked.round_trips == before + 1
+    )  # pending: read through, the database answers
 
 
 def test_paused_redis_no_answer_from_memory_after_the_lease(store: Redis) -> None:

@@ -55,7 +55,9 @@ class DelayProxy:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.target))
             self.sockets += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream, 0.0), daemon=True).start()
+            threading.Thread(
+                target=self._pump, args=(client, upstream, 0.0), daemon=True
+            ).start()
             threading.Thread(
                 target=self._pump, args=(upstream, client, self.delay), daemon=True
             ).start()

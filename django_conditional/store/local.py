@@ -61,7 +61,9 @@ if TYPE_CHECKING:
 
 __all__ = ["aget_many", "fenced", "get_many", "is_on", "published", "stats"]
 
-_MARGIN: Final = 0.001  # seconds added to the writer's wait: clock rates, sleep granularity
+_MARGIN: Final = (
+    0.001  # seconds added to the writer's wait: clock rates, sleep granularity
+)
 _MAX_MADE: Final = 4096
 _ATTRIBUTE: Final = "_django_conditional_local"
 _OFF: Final = "off"
@@ -103,9 +105,7 @@ class _Side:
             found = self.by_loop[loop] = Tracked(self.address)
         return found
 
-    def decode(
-        self, names: list[str], raw: list[bytes | None]
-    ) -> dict[str, object]:
+    def decode(self, names: list[str], raw: list[bytes | None]) -> dict[str, object]:
         loads = self.loads
         return {
             name: loads(value)

@@ -278,7 +278,9 @@ class Tracked:
                 self.connects += 1
                 for step, data in self._handshake():
                     self._wait(self._queue(step, data, []))
-            return self._wait(self._queue(kind, data=resp3.command(*words), names=names))
+            return self._wait(
+                self._queue(kind, data=resp3.command(*words), names=names)
+            )
         except BaseException as exc:
             self.fail(exc)
             raise
