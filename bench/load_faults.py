@@ -45,6 +45,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     add("--no-fence", action="store_true", help="the control: no writer's wait")
     add("--lease", type=float, default=None, help="CONDITIONAL_LEASE_SECONDS")
     add("--write-interval", type=float, default=0.0, help="pause between writes")
+    add("--steady", type=float, default=0.0, help="then wrk revalidations, seconds")
 
 
 def settings(args: argparse.Namespace) -> str:
@@ -146,6 +147,35 @@ def start_faults(
     return done
 
 
+def steady(port: int, final: dict[str, tuple[str | None, str]], seconds: float) -> int:
+    """A steady revalidation load after the oracle's (no writes): wrk sends each article's
+    current tag for ``seconds``; the number of its answers (304s, checked once first)."""
+    import http.client
+    import re
+
+    if not seconds:
+        return 0
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("--steady needs wrk (bench/ensure-tools)")
+    path, (tag, _) = next(iter(final.items()))
+    assert tag is not None
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", path, headers={"If-None-Match": tag})
+    status = connection.getresponse().status
+    connection.close()
+    assert status == 304, status
+    run = subprocess.run(
+        [wrk, "-t1", "-c8", f"-d{seconds:g}s", "-H", f"If-None-Match: {tag}",
+         f"http://127.0.0.1:{port}{path}"],
+        capture_output=True, text=True, timeout=seconds + 30,
+    )  # fmt: skip
+    found = re.search(r"(\d+) requests in", run.stdout)
+    assert found and "Non-2xx" not in run.stdout, run.stdout
+    print(f"steady revalidation (wrk, {seconds:g}s, {path}): {found.group(1)} 304s")
+    return int(found.group(1))
+
+
 def report(path: Path, conditional_304: int) -> None:
     """Print what the workers' local caches did (their ``worker_exit`` lines in ``path``)."""
     totals = {"hits": 0, "round_trips": 0, "flushes": 0, "connects": 0}
@@ -157,7 +187,7 @@ def report(path: Path, conditional_304: int) -> None:
     print(f"local cache ({len(lines)} workers reported): {totals}")
     if reads:
         print(f"  version reads answered from memory: {totals['hits'] / reads:.1%}")
-    if conditional_304:
+    if conditional_304 and reads:
         # Every round trip is charged to a 304: a lower bound of the 304s that made none.
         free = max(0, conditional_304 - totals["round_trips"]) / conditional_304
         print(f"  304s without a round trip (lower bound): {free:.1%}")

@@ -436,7 +436,8 @@ def run(args: argparse.Namespace) -> int:
             if server is not None:
                 server.stop()
                 load_faults.report(
-                    module_dir / "local-stats.jsonl", getattr(args, "count_304", 0)
+                    module_dir / "local-stats.jsonl",
+                    getattr(args, "count_304", 0) + getattr(args, "steady_304", 0),
                 )
             recreate_database(base, name, drop_only=True)
             if own is not None:
@@ -515,6 +516,7 @@ def exercise(
     for path in paths:
         reply = call(port, "GET", path)
         final[path] = (reply.etag, json.loads(reply.body)["title"])
+    args.steady_304 = load_faults.steady(port, final, args.steady)
     found = changes(record, entries, paths, ids)
     violations = check(record, final, found, http_paths)
     if any(thread.is_alive() for thread in threads):
