@@ -33,9 +33,8 @@ from typing import Any, Final
 from django_conditional.redis_adapter import Address
 from django_conditional.store import resp3
 
-__all__ = ["MISSING", "Doubt", "Tracked"]
+__all__ = ["Doubt", "Tracked"]
 
-MISSING: Final = object()
 _CHUNK: Final = 65536
 
 
@@ -87,12 +86,11 @@ class Tracked:
         if time.monotonic() - self.leased_at >= lease:
             return None
         values = self.values
-        out = []
+        out: list[bytes | None] = []
         for name in names:
-            value = values.get(name, MISSING)
-            if value is MISSING:
+            if name not in values:
                 return None
-            out.append(value)  # type: ignore[arg-type]
+            out.append(values[name])
         return out
 
     def check_pid(self) -> None:
