@@ -523,7 +523,8 @@ def exercise(
         record.errors.append("a client thread did not stop")
     log = server.log_path.read_text(errors="replace")
     if "Traceback" in log or "WORKER TIMEOUT" in log:
-        record.errors.append("gunicorn logged an error:\n" + log[-2000:])
+        at = max(log.find("Traceback"), log.find("WORKER TIMEOUT"))
+        record.errors.append("gunicorn logged an error:\n" + log[at : at + 3000])
     print(f"back-office writes: {Counter(str(e['kind']) for e in entries)}")
     if faults:
         print(f"faults injected: {Counter(f.split()[1] for f in faults)}")
