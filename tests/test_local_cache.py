@@ -48,6 +48,7 @@ def store(server: Redis, transactional_db: None) -> Iterator[Redis]:
     asks): what a test sees depends on invalidations only."""
     with override_settings(
         CACHES=caches_for(server.url),
+        CONDITIONAL_LOCAL_CACHE=True,
         CONDITIONAL_LEASE_SECONDS=LONG,
         CONDITIONAL_WRITE_FENCE=False,
     ):

@@ -123,6 +123,7 @@ def _readers(tmp_path: Path, url: str, count: int) -> list[subprocess.Popen[str]
         f"CACHES = {{'default': {{'BACKEND': {REDIS!r}, 'LOCATION': {url!r},"
         " 'OPTIONS': {'socket_timeout': 5}}}\n"
         f"CONDITIONAL_LEASE_SECONDS = {LEASE!r}\n"
+        "CONDITIONAL_LOCAL_CACHE = True\n"
     )
     db = settings.DATABASES["default"]
     env = {
@@ -159,6 +160,7 @@ def _rounds(fence: bool, tmp_path: Path, server: Redis) -> dict[str, int]:
     try:
         with override_settings(
             CACHES=caches_for(server.url),
+            CONDITIONAL_LOCAL_CACHE=True,
             CONDITIONAL_LEASE_SECONDS=LEASE,
             CONDITIONAL_WRITE_FENCE=fence,
         ):
