@@ -46,6 +46,7 @@ if (
 ):  # run as a script (make load): the repository's own packages
     sys.path.insert(0, str(ROOT))
 
+from bench import load_faults  # noqa: E402
 from example_project.blog.testing import prepare_database  # noqa: E402
 from example_project.serving import free_port, stop, wait_until  # noqa: E402
 
@@ -122,10 +123,12 @@ class Server:
 
 def start_server(env: dict[str, str], workers: int, log_path: Path) -> Server:
     port = free_port()
+    conf = log_path.parent / "gunicorn_conf.py"  # the workers' local-cache counters
+    conf.write_text(load_faults.GUNICORN_CONF)
     command = [
         sys.executable, "-m", "gunicorn", "example_project.wsgi",
         "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-        "--timeout", "30", "--backlog", "256",
+        "--timeout", "30", "--backlog", "256", "-c", str(conf),
     ]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -222,11 +225,16 @@ class Record:
 
 
 def writer(
-    port: int, paths: list[str], record: Record, stop: threading.Event, seed: int
+    port: int,
+    paths: list[str],
+    record: Record,
+    stop: threading.Event,
+    seed: int,
+    interval: float = 0.0,
 ) -> None:
     rng = random.Random(seed)
     current: dict[str, str] = {}
-    while not stop.is_set():
+    while not stop.wait(interval):
         path = rng.choice(paths)
         try:
             tag = current.get(path)
@@ -398,8 +406,15 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="loadoracle-") as tmp:
         module_dir = Path(tmp)
-        settings = SETTINGS.format(prefix=prefix) + (
-            LOCAL_CACHE if args.local_cache else ""
+        own = load_faults.OwnRedis(module_dir) if args.own_redis else None
+        if own is not None:
+            own.start()
+            redis_url = own.url
+        args.own = own
+        settings = (
+            SETTINGS.format(prefix=prefix)
+            + (LOCAL_CACHE if args.local_cache else "")
+            + load_faults.settings(args)
         )
         (module_dir / "load_oracle_settings.py").write_text(settings)
         env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
@@ -409,6 +424,7 @@ def run(args: argparse.Namespace) -> int:
             DJANGO_SETTINGS_MODULE="load_oracle_settings",
             PYTHONPATH=os.pathsep.join([str(module_dir), str(ROOT)]),
             PYTHONUNBUFFERED="1",
+            LOAD_ORACLE_STATS=str(module_dir / "local-stats.jsonl"),
         )
         recreate_database(base, name)
         server: Server | None = None
@@ -419,8 +435,15 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if server is not None:
                 server.stop()
+                load_faults.report(
+                    module_dir / "local-stats.jsonl",
+                    getattr(args, "count_304", 0) + getattr(args, "steady_304", 0),
+                )
             recreate_database(base, name, drop_only=True)
-            delete_redis_keys(redis_url, prefix)
+            if own is not None:
+                own.stop()
+            else:
+                delete_redis_keys(redis_url, prefix)
 
 
 def start_backdoor(
@@ -467,7 +490,9 @@ def exercise(
     stop = threading.Event()
     threads = [
         threading.Thread(
-            target=writer, args=(port, http_paths, record, stop, n), daemon=True
+            target=writer,
+            args=(port, http_paths, record, stop, n, args.write_interval),
+            daemon=True,
         )
         for n in range(args.writers)
     ] + [
@@ -480,6 +505,7 @@ def exercise(
     backdoor = start_backdoor(env, args.seconds, backdoor_ids)
     for thread in threads:
         thread.start()
+    faults = load_faults.start_faults(args.own, args, stop)
     stop.wait(args.seconds)
     stop.set()
     for thread in threads:
@@ -490,14 +516,18 @@ def exercise(
     for path in paths:
         reply = call(port, "GET", path)
         final[path] = (reply.etag, json.loads(reply.body)["title"])
+    args.steady_304 = load_faults.steady(port, final, args.steady)
     found = changes(record, entries, paths, ids)
     violations = check(record, final, found, http_paths)
     if any(thread.is_alive() for thread in threads):
         record.errors.append("a client thread did not stop")
     log = server.log_path.read_text(errors="replace")
     if "Traceback" in log or "WORKER TIMEOUT" in log:
-        record.errors.append("gunicorn logged an error:\n" + log[-2000:])
+        at = max(log.find("Traceback"), log.find("WORKER TIMEOUT"))
+        record.errors.append("gunicorn logged an error:\n" + log[at : at + 3000])
     print(f"back-office writes: {Counter(str(e['kind']) for e in entries)}")
+    if faults:
+        print(f"faults injected: {Counter(f.split()[1] for f in faults)}")
     return report(record, violations, elapsed, time.monotonic() - started, args)
 
 
@@ -512,6 +542,7 @@ def report(
     reads = Counter((r.method, r.tag is not None, r.status) for r in record.reads)
     requests = len(record.writes) + len(record.reads)
     conditional_304 = sum(n for (_, _, status), n in reads.items() if status == 304)
+    args.count_304 = conditional_304
     print(
         f"load oracle: {args.workers} gunicorn workers, {args.writers} writers, {args.readers} readers, "
         f"{args.articles} articles, {elapsed:.1f}s of load ({total:.1f}s in all)"
@@ -568,6 +599,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="self-check of the oracle: a per-worker cache (LocMemCache), which must fail the run",
     )
+    load_faults.add_options(parser)
     args = parser.parse_args(argv)
     if not 0 < args.seconds <= 90:
         parser.error(

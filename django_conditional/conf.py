@@ -227,6 +227,30 @@ class Settings:
         return value
 
     @property
+    def LOCAL_CACHE(self) -> bool:
+        """Keep versions read in a process-local copy made coherent by Redis ``CLIENT TRACKING``,
+        a lease and a write fence (``store.local``), so most 304s make no round trip. Effective
+        only on the Redis fast path (Django's ``RedisCache``, plain TCP or Unix socket); other
+        backends read once per request. False: off."""
+        value: bool = _setting("LOCAL_CACHE", True)
+        return value
+
+    @property
+    def LEASE_SECONDS(self) -> float:
+        """T of the local cache: a local copy answers only while a reply came back on its tracking
+        connection for a command sent less than T ago, and a request that bumped versions waits T
+        after publishing them before its response leaves (``docs/local-cache.md``)."""
+        value: float = _setting("LEASE_SECONDS", 0.05)
+        return value
+
+    @property
+    def WRITE_FENCE(self) -> bool:
+        """The writer's wait of ``LEASE_SECONDS``. Only for measuring what it prevents: without
+        it, a local copy may answer a stale 304 after a write's response (``docs/local-cache.md``)."""
+        value: bool = _setting("WRITE_FENCE", True)
+        return value
+
+    @property
     def DEPLOY_SALT(self) -> str | None:
         """Mixed into every version-based ETag; change it on each deploy. None (the default) derives
         one from the ``CONDITIONAL_DEPLOY_SALT`` environment variable, else from the code and templates."""

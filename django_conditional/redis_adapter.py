@@ -21,11 +21,58 @@ from django_conditional.conf import conf
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
 
-__all__ = ["RedisBackend", "backend", "is_redis_cache"]
+__all__ = ["Address", "RedisBackend", "backend", "is_redis_cache"]
 
 _ATTRIBUTE: Final = "_django_conditional_redis_backend"
 _NONE: Final = "none"
 _PRIVATE: Final = ("_pool_class", "_serializer", "_pool_options", "_servers", "_client")
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where and how a raw connection reaches the primary (``store.tracking``)."""
+
+    host: str | None
+    port: int
+    path: str | None  # a Unix socket
+    username: str | None
+    password: str | None
+    db: int
+    timeout: float | None
+    connect_timeout: float | None
+
+
+# Connection options a raw connection honours; any other (TLS, credential providers, ...) means
+# the tracking connection is not made and reads keep the one-round-trip path.
+_PLAIN_OPTIONS: Final = frozenset(
+    {"host", "port", "path", "username", "password", "db", "socket_timeout"}
+    | {"socket_connect_timeout", "socket_keepalive", "retry_on_timeout", "retry"}
+    | {"health_check_interval", "client_name", "encoding", "encoding_errors"}
+    | {"decode_responses", "himport_registry", "maint_notifications_pool_handler"}
+    | {"maint_notifications_config", "orig_host_address", "orig_socket_timeout"}
+    | {"orig_socket_connect_timeout", "protocol", "parser_class"}
+)
+
+
+def _address(pool: Any) -> Address | None:
+    from redis.connection import Connection, UnixDomainSocketConnection
+
+    options = pool.connection_kwargs
+    if pool.connection_class not in (Connection, UnixDomainSocketConnection):
+        return None
+    if set(options) - _PLAIN_OPTIONS:
+        return None
+    timeout = options.get("socket_timeout")
+    return Address(
+        host=options.get("host") if pool.connection_class is Connection else None,
+        port=int(options.get("port", 6379)),
+        path=options.get("path"),
+        username=options.get("username"),
+        password=options.get("password"),
+        db=int(options.get("db") or 0),
+        timeout=timeout,
+        connect_timeout=options.get("socket_connect_timeout", timeout),
+    )
 
 
 @dataclass(frozen=True)
@@ -46,6 +93,14 @@ class RedisBackend:
     def primary_pool(self) -> Any:
         """A new connection pool to the primary, built as Django builds the cache's own."""
         return self.pool_class.from_url(self.primary_url, **self.pool_options)
+
+    def primary_address(self) -> Address | None:
+        """The primary's address for a raw RESP3 connection, None when its options ask for more
+        than a plain TCP or Unix socket with a password (TLS, a credential provider, ...)."""
+        try:
+            return _address(self.primary_pool())
+        except Exception:
+            return None
 
     def primary_client(self) -> Any:
         """A redis-py client on a new pool to the primary (for writes and scripts)."""

@@ -23,7 +23,7 @@ from django.db import transaction
 
 from django_conditional import fastcache, purge
 from django_conditional.store import cache as store_cache
-from django_conditional.store import database, epoch
+from django_conditional.store import database, epoch, local
 from django_conditional.store import scripts as store_scripts
 from django_conditional.store.database import lock
 from django_conditional.store.keys import (
@@ -191,8 +191,8 @@ def read(keys: Iterable[str], extra_key: str | None = None) -> Snapshot:
     if not plan.keys and extra_key is None:
         return Snapshot({})
     try:
-        cached: Mapping[str, object] | None = fastcache.get_many(
-            store_cache.cache(), plan.cache_keys()
+        cached: Mapping[str, object] | None = local.get_many(
+            store_cache.cache(), plan.cache_keys(), len(plan.keys)
         )
     except Exception as exc:
         # Straight to the database: asking the failing cache again would double the timeout.
@@ -207,8 +207,8 @@ async def aread(keys: Iterable[str], extra_key: str | None = None) -> Snapshot:
     if not plan.keys and extra_key is None:
         return Snapshot({})
     try:
-        cached: Mapping[str, object] | None = await fastcache.aget_many(
-            store_cache.cache(), plan.cache_keys()
+        cached: Mapping[str, object] | None = await local.aget_many(
+            store_cache.cache(), plan.cache_keys(), len(plan.keys)
         )
     except Exception as exc:
         store_cache.warn("get_many", exc)
@@ -255,6 +255,7 @@ def _announce(committed: dict[str, int]) -> None:
 
 def _published(db: str, committed: dict[str, Stamp]) -> None:
     store_cache.publish(db, committed)
+    local.published()  # the write fence (store/local.py)
     purge.flush(db)  # every key of the transaction, once (shared caches: Varnish, CDNs)
     _announce({key: stamp[0] for key, stamp in committed.items()})
 

@@ -47,6 +47,7 @@ from django_conditional.preconditions import (
     evaluate,
 )
 from django_conditional.request import preconditions
+from django_conditional.store import local
 from django_conditional.store.database import database
 from django_conditional.validators import ETag
 
@@ -177,7 +178,7 @@ def write(
     write_etag: bool = True,
 ) -> HttpResponseBase:
     """The write path: lock, read, evaluate, run the view, publish (see the module docstring)."""
-    with transaction.atomic(using=database()):
+    with local.fenced(), transaction.atomic(using=database()):
         before = versions.lock(source.keys(request, args, kwargs))
         validators = source.locked_validators(request, args, kwargs, before)
         conditions = source.write_conditions(preconditions(request), validators)

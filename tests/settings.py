@@ -62,3 +62,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # The test runner is one process: a local-memory version cache is shared by all its requests.
 SILENCED_SYSTEM_CHECKS = ["django_conditional.W010"]
+
+# The suite checks the one-read path (round trips counted at redis-py); the local version cache
+# has tests of its own (tests/test_local_cache*.py), which turn it on.
+CONDITIONAL_LOCAL_CACHE = False

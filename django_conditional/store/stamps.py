@@ -58,3 +58,11 @@ def raw_version(raw: object) -> int | None:
         return int(raw)
     found = _RAW.match(raw) or _PENDING.search(raw)
     return int(found.group(1)) if found else None
+
+
+def is_held(raw: bytes | None) -> bool:
+    """Whether a raw Redis value is a version a reader may use: a plain integer or a stamp (not
+    a pending mark, nothing foreign)."""
+    if raw is None:
+        return False
+    return raw.lstrip(b"-").isdigit() or _RAW.match(raw) is not None

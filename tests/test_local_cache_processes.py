@@ -1,0 +1,202 @@
+"""The write fence across real processes: after ``bump`` returns (a write's response would leave
+then), no other process answers the old version from its local copy.
+
+Reader processes reach Redis through a proxy that delays what the server sends them by
+``DELAY`` (a busy network, another host, a descheduled server): their invalidations arrive late,
+which is what the lease and the write fence are for. The test process writes directly. With the
+fence, no reader ever answers the old version; the control (``WRITE_FENCE = False``) reports how
+often one did (printed; not asserted: it depends on timing).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+
+from django_conditional import versions
+from tests.test_store_faults import REDIS, REDIS_SERVER, ROOT, Redis, caches_for
+
+pytestmark = [
+    pytest.mark.skipif(REDIS_SERVER is None, reason="needs redis-server on the PATH"),
+    pytest.mark.postgres,
+]
+KEY = "fence-test:1"
+LEASE = 0.2
+DELAY = 0.05  # less than the lease, so that delayed readers still answer from memory
+ROUNDS = 40
+
+
+class DelayProxy:
+    """A TCP proxy to ``port`` that delays every byte the server sends by ``delay`` seconds."""
+
+    def __init__(self, port: int, delay: float) -> None:
+        self.target, self.delay = port, delay
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            self.sockets += [client, upstream]
+            threading.Thread(
+                target=self._pump, args=(client, upstream, 0.0), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._pump, args=(upstream, client, self.delay), daemon=True
+            ).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket, delay: float) -> None:
+        due: queue.Queue[tuple[float, bytes]] = queue.Queue()
+
+        def send() -> None:
+            while True:
+                when, data = due.get()
+                time.sleep(max(0.0, when - time.monotonic()))
+                try:
+                    sink.sendall(data)
+                except OSError:
+                    return
+                if not data:
+                    sink.close()
+                    return
+
+        threading.Thread(target=send, daemon=True).start()
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                data = b""
+            due.put((time.monotonic() + delay, data))
+            if not data:
+                return
+
+    def close(self) -> None:
+        for each in self.sockets:
+            each.close()
+
+
+READER = """
+import sys
+import django
+django.setup()
+from django_conditional import versions
+from django_conditional.store import local
+for line in sys.stdin:
+    key = line.strip()
+    hits = local.stats()["hits"]
+    value = versions.read([key]).versions[key]
+    print(value, local.stats()["hits"] - hits, flush=True)
+"""
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Redis]:
+    started = Redis(tmp_path / "redis")
+    started.start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def _readers(tmp_path: Path, url: str, count: int) -> list[subprocess.Popen[str]]:
+    (tmp_path / "fence_reader_settings.py").write_text(
+        "from tests.settings import *  # noqa: F403\n"
+        f"CACHES = {{'default': {{'BACKEND': {REDIS!r}, 'LOCATION': {url!r},"
+        " 'OPTIONS': {'socket_timeout': 5}}}\n"
+        f"CONDITIONAL_LEASE_SECONDS = {LEASE!r}\n"
+        "CONDITIONAL_LOCAL_CACHE = True\n"
+    )
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]),
+        "DJANGO_SETTINGS_MODULE": "fence_reader_settings",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+    }
+    return [
+        subprocess.Popen(
+            [sys.executable, "-c", READER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        for _ in range(count)
+    ]
+
+
+def _ask(reader: subprocess.Popen[str]) -> tuple[int, int]:
+    assert reader.stdin is not None and reader.stdout is not None
+    reader.stdin.write(KEY + "\n")
+    reader.stdin.flush()
+    value, hit = reader.stdout.readline().split()
+    return int(value), int(hit)
+
+
+def _rounds(fence: bool, tmp_path: Path, server: Redis) -> dict[str, int]:
+    proxy = DelayProxy(server.port, DELAY)
+    readers = _readers(tmp_path, f"redis://127.0.0.1:{proxy.port}/0", 2)
+    counts = {"reads": 0, "local": 0, "stale": 0, "stale_local": 0}
+    try:
+        with override_settings(
+            CACHES=caches_for(server.url),
+            CONDITIONAL_LOCAL_CACHE=True,
+            CONDITIONAL_LEASE_SECONDS=LEASE,
+            CONDITIONAL_WRITE_FENCE=fence,
+        ):
+            versions.clear_local_state()
+            versions.bump(KEY)
+            for _ in range(ROUNDS):
+                for reader in readers:
+                    _ask(reader)  # each holds a copy, with a lease
+                written = versions.bump(KEY)[KEY]  # its response would leave now
+                for reader in readers:
+                    value, hit = _ask(reader)
+                    assert 0 < value <= written
+                    counts["reads"] += 1
+                    counts["local"] += hit
+                    if value != written:
+                        counts["stale"] += 1
+                        counts["stale_local"] += hit
+    finally:
+        for reader in readers:
+            reader.kill()
+            reader.wait(10)
+        proxy.close()
+    print(f"write fence {'on' if fence else 'off'}: {counts}")
+    return counts
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_process_answers_the_old_version_after_a_fenced_write(
+    tmp_path: Path, server: Redis
+) -> None:
+    counts = _rounds(True, tmp_path, server)
+    assert counts["stale"] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_control_without_the_write_fence(tmp_path: Path, server: Redis) -> None:
+    """The control: what the fence prevents (printed with ``-s``; it depends on timing)."""
+    counts = _rounds(False, tmp_path, server)
+    assert counts["stale"] == counts["stale_local"]  # only ever from memory
