@@ -82,7 +82,10 @@ def _in_range(model: type[Model], field: Field[object, object], pk: int) -> bool
         return True
     ops = connections[router.db_for_read(model)].ops
     low, high = ops.integer_field_range(field.get_internal_type())
-    return (low is None or pk >= low) and (high is None or pk <= high)
+    # Some backends report no range (SQLite before Django 5.0): no column holds more than 64 bits.
+    low = -(2**63) if low is None else low
+    high = 2**63 - 1 if high is None else high
+    return low <= pk <= high
 
 
 class ObjectOf(Resource):
