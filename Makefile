@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # bench: make bench profiles with pyinstrument, and mypy checks bench/ against it.
 # drf: the Django REST framework integration (django_conditional.drf) and its tests.
-EXTRAS ?= test,dev,bench,drf
+# debug, metrics: the debug-toolbar panel and the exporters, and their tests; docs: make docs.
+EXTRAS ?= test,dev,bench,drf,debug,metrics,docs
 
 # Modules holding the RFC 9110 precondition logic: they must stay at 100% branch coverage.
 # Only the ones that exist are gated, so the gate never fails on a file that is not written yet.
