@@ -23,6 +23,7 @@ import logging
 from importlib import import_module
 from typing import Any, Final, TypeVar
 
+from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponseBase
 
 from django_conditional.conf import conf
@@ -63,12 +64,30 @@ def _local_stats() -> Any:
 _stats = _local_stats()
 
 
+# Whether a setting turns observation on (``CONDITIONAL_SERVER_TIMING``, ``CONDITIONAL_METRICS``),
+# read once and forgotten when a setting changes: the check runs on every request.
+_configured: list[bool] = []
+
+
+def _forget(*, setting: str, **kwargs: object) -> None:
+    if setting.startswith("CONDITIONAL_"):
+        _configured.clear()
+
+
+setting_changed.connect(_forget, dispatch_uid="django_conditional.observe")
+
+
+def _settings_on() -> bool:
+    if not _configured:
+        _configured.append(bool(conf.SERVER_TIMING or conf.METRICS))
+    return _configured[0]
+
+
 def listening() -> bool:
     """Whether anything would receive a decision (see the module docstring)."""
-    return (
-        bool(decision_made.receivers)
-        or conf.SERVER_TIMING
-        or conf.METRICS
+    return bool(
+        decision_made.receivers
+        or (_configured[0] if _configured else _settings_on())
         or logger.isEnabledFor(logging.DEBUG)
     )
 
@@ -78,8 +97,12 @@ def watch(
 ) -> Watch | None:
     """A ``Watch`` for the decision about to be made on ``request`` by ``sender`` (an instance
     or class), or None when nothing listens. ``once``: None too if a view already observed it."""
-    if not listening():
-        return None
+    if not (
+        decision_made.receivers
+        or (_configured[0] if _configured else _settings_on())
+        or logger.isEnabledFor(logging.DEBUG)
+    ):
+        return None  # the hot path: ``listening()`` inlined
     request = getattr(
         request, "_request", request
     )  # the HttpRequest under a DRF Request
