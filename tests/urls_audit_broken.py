@@ -9,7 +9,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.urls import path
 from django.views.decorators.http import require_safe
 
-from django_conditional import ObjectOf, versioned
+from django_conditional import ObjectOf
+from django_conditional.versioned import versioned
 from tests.testapp.models import Author, Note
 
 _requests = count()
