@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # bench: make bench profiles with pyinstrument, and mypy checks bench/ against it.
 # drf: the Django REST framework integration (django_conditional.drf) and its tests.
-EXTRAS ?= test,dev,bench,drf
+# debug, metrics: the debug-toolbar panel and the exporters, and their tests; docs: make docs.
+EXTRAS ?= test,dev,bench,drf,debug,metrics,docs
 
 # Modules holding the RFC 9110 precondition logic: they must stay at 100% branch coverage.
 # Only the ones that exist are gated, so the gate never fails on a file that is not written yet.
@@ -14,7 +15,7 @@ comma := ,
 empty :=
 space := $(empty) $(empty)
 
-.PHONY: venv lint format typecheck pytest test demo bench load matrix ci clean
+.PHONY: venv lint format typecheck pytest test demo docs bench load matrix ci clean
 
 venv: $(STAMP)
 
@@ -51,6 +52,10 @@ demo: venv
 	$(PY) manage.py migrate --noinput
 	if $(PY) manage.py help seed_demo >/dev/null 2>&1; then $(PY) manage.py seed_demo; fi
 	$(PY) manage.py runserver 127.0.0.1:8000
+
+# The documentation site (MkDocs Material, docs/ + mkdocs.yml): any warning fails the build.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --clean
 
 bench: venv
 	@if [ -f bench/run.py ]; then $(PY) bench/run.py; else echo "bench/run.py does not exist yet" >&2; exit 1; fi

@@ -479,6 +479,42 @@ def micro_engine(quick: bool = False) -> dict[str, float]:
         "version_etag (2 keys)": _per_call(
             lambda: version_etag({"c:pages.row": 12, "o:pages.row:7": 3}), repeat
         ),
+        **micro_observe(repeat),
+    }
+
+
+def micro_observe(repeat: int) -> dict[str, float]:
+    """µs the decision records (#20) add at one decision point: nothing listening (what every
+    304 pays), and one decision built and sent to a receiver."""
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from django_conditional import observe
+    from django_conditional.preconditions import Evaluation, Outcome
+    from django_conditional.signals import decision_made
+    from django_conditional.validators import ETag, Validators
+
+    request = RequestFactory().get("/", HTTP_IF_NONE_MATCH='"a"')
+    response = HttpResponse(status=304)
+    validators = Validators(ETag("a"), None, exists=True)
+    evaluation = Evaluation(Outcome.NOT_MODIFIED, "If-None-Match")
+
+    def point() -> None:
+        watch = observe.watch(request, HttpResponse, "bench")
+        if watch is not None:
+            watch.read(("o:pages.row:7",), {"o:pages.row:7": 3}, 1)
+            watch.decided(evaluation, validators)
+        observe.finish(watch, response)
+
+    off = _per_call(point, repeat)
+    decision_made.connect(lambda **kwargs: None, weak=False, dispatch_uid="bench")
+    try:
+        on = _per_call(point, repeat)
+    finally:
+        decision_made.disconnect(dispatch_uid="bench")
+    return {
+        "observe: decision point, nothing listening": off,
+        "observe: decision point, one receiver": on,
     }
 
 

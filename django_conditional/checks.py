@@ -315,6 +315,9 @@ def check_replicas(
 
 
 def register_checks() -> None:
+    from django_conditional.viewchecks import check_versioned_views
+
+    register("django_conditional", Tags.urls)(check_versioned_views)
     register("django_conditional", Tags.caches)(check_settings)
     register("django_conditional")(check_middleware)
     register("django_conditional")(check_compression)

@@ -299,6 +299,32 @@ class Settings:
         return value
 
     @property
+    def SERVER_TIMING(self) -> bool:
+        """Add ``Server-Timing: cond;desc="304 If-None-Match";dur=...`` to every response a
+        conditional decision answered (``django_conditional.observe``). Off by default."""
+        value: bool = _setting("SERVER_TIMING", False)
+        return value
+
+    @property
+    def SERVER_TIMING_ORIGINS(self) -> tuple[str, ...]:
+        """Origins (``"https://app.example"``, or ``"*"``) whose requests also get ``Server-Timing``;
+        by default only requests from this site do (never a cross-origin fetch's response)."""
+        value: tuple[str, ...] = _parsed(
+            "SERVER_TIMING_ORIGINS",
+            (),
+            lambda v: (v,) if isinstance(v, str) else tuple(v or ()),
+        )
+        return value
+
+    @property
+    def METRICS(self) -> bool:
+        """Count decisions in ``conditional_outcomes_total`` (prometheus_client) and set
+        ``conditional.*`` attributes on the current OpenTelemetry span, for whichever of the two
+        is installed. Off by default."""
+        value: bool = _setting("METRICS", False)
+        return value
+
+    @property
     def STOCK_GZIP(self) -> bool:
         """Whether Django's own ``GZipMiddleware`` is in ``MIDDLEWARE`` (it compresses a 206 as if
         it were the whole body, so the middleware serves no range to clients it would compress for)."""

@@ -18,10 +18,10 @@ from typing import Any, TypeVar, cast
 from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponseBase
 
-from django_conditional import remembered
+from django_conditional import observe, remembered
 from django_conditional.conf import conf
 from django_conditional.evaluation import answer, evaluate_request, request_for_view
-from django_conditional.preconditions import SAFE_METHODS, Outcome
+from django_conditional.preconditions import SAFE_METHODS, Evaluation, Outcome
 from django_conditional.request import preconditions
 from django_conditional.responses import (
     precondition_failed,
@@ -52,8 +52,10 @@ class Resolved:
     validators: Validators
     remembered_headers: Mapping[str, str] | None = None
     base_headers: Mapping[str, str] = field(default_factory=dict)
-    # The version keys behind the validators, when the source has them (cache-tag headers).
+    # The version keys behind the validators, when the source has them (cache-tag headers),
+    # and the versions read for them.
     keys: Sequence[str] = ()
+    versions: Mapping[str, int] = field(default_factory=dict)
 
 
 class ValidatorSource:
@@ -129,6 +131,7 @@ class _Step:
     early: HttpResponseBase | None
     request: HttpRequest
     load_key: str | None = None
+    evaluation: Evaluation | None = None
 
 
 def _headers_key(view_id: str, request: HttpRequest, resolved: Resolved) -> str:
@@ -150,7 +153,7 @@ def _before(
         failed = source.precondition_failed(
             request, evaluation.decided_by, resolved.validators
         )
-        return _Step(failed, request)
+        return _Step(failed, request, None, evaluation)
     remembered_headers = resolved.remembered_headers
     if remembered_headers is None and loaded is not None:
         remembered_headers = loaded
@@ -159,11 +162,12 @@ def _before(
         and remembered_headers is None
         and conf.REMEMBER_HEADERS
     ):
-        return _Step(None, request, _headers_key(source.view_id, request, resolved))
+        key = _headers_key(source.view_id, request, resolved)
+        return _Step(None, request, key, evaluation)
     # The 304 carries the source's own headers, then the remembered ones, then the declared.
     headers = {**resolved.base_headers, **(remembered_headers or {}), **declared}
     early = answer(request, evaluation, resolved.validators, headers)
-    return _Step(early, request_for_view(request, evaluation))
+    return _Step(early, request_for_view(request, evaluation), None, evaluation)
 
 
 def _after(
@@ -181,6 +185,15 @@ def _after(
     ):
         return _headers_key(source.view_id, request, resolved)
     return None
+
+
+def _observed(
+    watch: observe.Watch, resolved: Resolved, step: _Step, loaded: bool
+) -> None:
+    # What the decision read and compared (``observe``; only while something listens).
+    reads = (1 if resolved.keys else 0) + (1 if loaded else 0)
+    watch.read(resolved.keys, resolved.versions, reads)
+    watch.decided(step.evaluation, resolved.validators)
 
 
 def _seen(result: object) -> HttpResponseBase | bool:
@@ -256,46 +269,65 @@ def conditional_view(
     declared = dict(headers or {})
     if not source.view_id:
         source.view_id = remembered.view_id(view)
+    shell = _async_shell if iscoroutinefunction(view) else _sync_shell
+    return visible_first(
+        view, cast(View, _guarded(shell(view, source, declared))), visible
+    )
 
-    if iscoroutinefunction(view):
 
-        async def _async_view(
-            request: HttpRequest, *args: object, **kwargs: object
-        ) -> HttpResponseBase:
-            resolved = await source.aresolve(request, args, kwargs)
-            step = _before(request, source, resolved, declared)
-            if step.load_key is not None:
-                loaded = await remembered.arecall(step.load_key)
-                step = _before(request, source, resolved, declared, loaded)
-            if step.early is not None:
-                return step.early
-            response: HttpResponseBase = await view(step.request, *args, **kwargs)
-            key = _after(request, response, source, resolved)
-            if key is not None:
-                await remembered.aremember(key, response)
-            return response
+def _async_shell(
+    view: View, source: ValidatorSource, declared: Mapping[str, str]
+) -> Callable[..., Any]:
+    @wraps(view)
+    async def _async_view(
+        request: HttpRequest, *args: object, **kwargs: object
+    ) -> HttpResponseBase:
+        watch = observe.watch(request, source, source.view_id)
+        resolved = await source.aresolve(request, args, kwargs)
+        step = first = _before(request, source, resolved, declared)
+        if step.load_key is not None:
+            loaded = await remembered.arecall(step.load_key)
+            step = _before(request, source, resolved, declared, loaded)
+        if watch is not None:
+            _observed(watch, resolved, step, first is not step)
+        if step.early is not None:
+            return observe.finish(watch, step.early)
+        response: HttpResponseBase = await view(step.request, *args, **kwargs)
+        key = _after(request, response, source, resolved)
+        if key is not None:
+            await remembered.aremember(key, response)
+        return observe.finish(watch, response)
 
-        return visible_first(
-            view, cast(View, _guarded(wraps(view)(_async_view))), visible
-        )
+    return _async_view
 
+
+def _sync_shell(
+    view: View, source: ValidatorSource, declared: Mapping[str, str]
+) -> Callable[..., Any]:
+    @wraps(view)
     def _view(
         request: HttpRequest, *args: object, **kwargs: object
     ) -> HttpResponseBase:
-        resolved = source.resolve(request, args, kwargs)
-        step = _before(request, source, resolved, declared)
+        watch = observe.watch(request, source, source.view_id)
+        if watch is None:
+            resolved = source.resolve(request, args, kwargs)
+        else:
+            resolved = watch.counted(source.resolve, request, args, kwargs)
+        step = first = _before(request, source, resolved, declared)
         if step.load_key is not None:
             loaded = remembered.recall(step.load_key)
             step = _before(request, source, resolved, declared, loaded)
+        if watch is not None:
+            _observed(watch, resolved, step, first is not step)
         if step.early is not None:
-            return step.early
+            return observe.finish(watch, step.early)
         response: HttpResponseBase = view(step.request, *args, **kwargs)
         key = _after(request, response, source, resolved)
         if key is not None:
             remembered.remember(key, response)
-        return response
+        return observe.finish(watch, response)
 
-    return visible_first(view, cast(View, _guarded(wraps(view)(_view))), visible)
+    return _view
 
 
 __all__ = [

@@ -28,12 +28,12 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import Resolver404, ResolverMatch, resolve
 
+from django_conditional import observe
 from django_conditional.byteranges import ranged, release
 from django_conditional.conf import conf
 from django_conditional.evaluation import evaluate_request, has_preconditions
 from django_conditional.flow import is_guarded
 from django_conditional.preconditions import (
-    ANY,
     IGNORING_METHODS,
     SAFE_METHODS,
     Evaluation,
@@ -48,6 +48,7 @@ from django_conditional.request import (
     without_range,
 )
 from django_conditional.responses import (
+    echo_weak_tag,
     not_modified_like,
     precondition_failed,
     precondition_required,
@@ -173,7 +174,7 @@ class ConditionalGetMiddleware:
             # §13.2.1: after the normal request checks; a URL that routes nowhere is a 404.
             and _route(request) is not None
         ):
-            return precondition_required(request)
+            return observe.answered(request, self, precondition_required(request))
         return None
 
     def needs_precheck(self, request: HttpRequest) -> bool:
@@ -207,7 +208,8 @@ class ConditionalGetMiddleware:
         release(current)
         evaluation = evaluate_request(request, validators)
         if evaluation.outcome is Outcome.PRECONDITION_FAILED:
-            return precondition_failed(request, evaluation.decided_by, validators)
+            failed = precondition_failed(request, evaluation.decided_by, validators)
+            return observe.answered(request, self, failed, evaluation, validators)
         return None
 
     def full_request(
@@ -283,18 +285,24 @@ class ConditionalGetMiddleware:
             etag = self.add_etag(response)
         if not 200 <= status < 300:
             return response
+        watch = observe.watch(request, self, once=True)  # None unless observed
         if has_preconditions(request):
             validators = response_validators(response, etag)
             evaluation = evaluate_request(request, validators)
+            if watch is not None:
+                watch.decided(evaluation, validators)
             if evaluation.outcome is Outcome.NOT_MODIFIED:
                 not_modified = not_modified_like(response)
                 release(response)
                 self.echo_weak_tag(request, evaluation, validators, not_modified)
-                return not_modified
+                return observe.finish(watch, not_modified)
             if evaluation.outcome is Outcome.PRECONDITION_FAILED:
                 release(response)
-                return precondition_failed(request, evaluation.decided_by, validators)
-        return self.serve_ranges(request, response)
+                failed = precondition_failed(request, evaluation.decided_by, validators)
+                return observe.finish(watch, failed)
+        elif watch is not None:
+            watch.decided(None, response_validators(response, etag))
+        return observe.finish(watch, self.serve_ranges(request, response))
 
     def serve_ranges(
         self, request: HttpRequest, response: HttpResponseBase
@@ -323,22 +331,6 @@ class ConditionalGetMiddleware:
         validators: Validators,
         not_modified: HttpResponseBase,
     ) -> None:
-        """Repeat the client's ``W/`` on the 304's ETag when that is the form it holds.
-
-        ``GZipMiddleware`` (outside this one) weakens the ETag of a compressed 200 but leaves the
-        bodiless 304 alone; the 304 then confirms the weak tag the client stored (§15.4.5: the
-        ETag the 200 to this request would have carried).
-        """
-        current = validators.etag
-        tags = preconditions(request).if_none_match
-        if (
-            evaluation.decided_by != "If-None-Match"
-            or current is None
-            or current.weak
-            or tags is None
-            or tags == ANY
-        ):
-            return
-        forms = {tag.weak for tag in tags if tag.tag == current.tag}
-        if forms == {True}:
-            not_modified.headers["ETag"] = str(ETag(current.tag, weak=True))
+        """Repeat the client's ``W/`` on the 304's ETag when that is the form it holds
+        (``responses.echo_weak_tag``: what ``GZipMiddleware`` outside this one weakened)."""
+        echo_weak_tag(preconditions(request), evaluation, validators, not_modified)

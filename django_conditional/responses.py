@@ -21,7 +21,12 @@ from django.http.response import ResponseHeaders
 from django.utils.translation import gettext as _
 
 from django_conditional.httpdate import format_http_date, parse_http_date
-from django_conditional.preconditions import weakened_if_match
+from django_conditional.preconditions import (
+    ANY,
+    Evaluation,
+    Preconditions,
+    weakened_if_match,
+)
 from django_conditional.request import preconditions
 from django_conditional.validators import ETag, Validators
 
@@ -283,3 +288,30 @@ def precondition_required(
     """428 (RFC 6585 §3): the write must be conditional; says which header to send."""
     headers = validator_headers(validators) if validators is not None else None
     return _problem_response(request, required_problem(required), headers)
+
+
+def echo_weak_tag(
+    conditions: Preconditions,
+    evaluation: Evaluation,
+    validators: Validators,
+    not_modified: HttpResponseBase,
+) -> None:
+    """Repeat the client's ``W/`` on a 304's ETag when that is the form it holds.
+
+    ``GZipMiddleware`` (outside the conditional middleware) weakens the ETag of a compressed 200
+    but leaves the bodiless 304 alone; the 304 then confirms the weak tag the client stored
+    (§15.4.5: the ETag the 200 to this request would have carried).
+    """
+    current = validators.etag
+    tags = conditions.if_none_match
+    if (
+        evaluation.decided_by != "If-None-Match"
+        or current is None
+        or current.weak
+        or tags is None
+        or tags == ANY
+    ):
+        return
+    forms = {tag.weak for tag in tags if tag.tag == current.tag}
+    if forms == {True}:
+        not_modified.headers["ETag"] = str(ETag(current.tag, weak=True))

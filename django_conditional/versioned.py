@@ -176,6 +176,7 @@ class VersionedSource(ValidatorSource):
         headers_key: str | None,
         cached: object,
         keys: Sequence[str] = (),
+        found: Mapping[str, int] | None = None,
     ) -> Resolved:
         # Without a client tag the remembered headers were not fetched with the versions, and
         # when the tag fetched by is not the current one (``"current", "old"``) they are another
@@ -183,9 +184,9 @@ class VersionedSource(ValidatorSource):
         if headers_key is None or remembered.request_token(
             request
         ) != remembered.validator_token(validators):
-            return Resolved(validators, None, self.default_headers, keys)
-        found = remembered.from_cache(cached, headers_key)
-        return Resolved(validators, found, self.default_headers, keys)
+            return Resolved(validators, None, self.default_headers, keys, found or {})
+        headers = remembered.from_cache(cached, headers_key)
+        return Resolved(validators, headers, self.default_headers, keys, found or {})
 
     def resolve(self, request: HttpRequest, args: Args, kwargs: Kwargs) -> Resolved:
         keys = self.keys(request, args, kwargs)
@@ -201,7 +202,9 @@ class VersionedSource(ValidatorSource):
             else call(self.last_modified, request, args, kwargs)
         )
         validators = self.validators(snapshot.versions, request, user, modified)
-        return self._resolved(request, validators, headers_key, snapshot.extra, keys)
+        return self._resolved(
+            request, validators, headers_key, snapshot.extra, keys, snapshot.versions
+        )
 
     async def aresolve(
         self, request: HttpRequest, args: Args, kwargs: Kwargs
@@ -219,7 +222,9 @@ class VersionedSource(ValidatorSource):
             else await acall(self.last_modified, request, args, kwargs)
         )
         validators = self.validators(snapshot.versions, request, user, modified)
-        return self._resolved(request, validators, headers_key, snapshot.extra, keys)
+        return self._resolved(
+            request, validators, headers_key, snapshot.extra, keys, snapshot.versions
+        )
 
     # -- the write path (``writes``), inside its transaction --
 

@@ -27,7 +27,7 @@ runs in Django's thread-sensitive executor, and an async view runs inside it thr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urljoin, urlsplit
@@ -37,9 +37,9 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponseBase
 from django.urls import Resolver404, get_script_prefix, resolve
 
-from django_conditional import versions
+from django_conditional import observe, versions
 from django_conditional.conf import DEFAULT_REQUIRED_METHODS, conf
-from django_conditional.flow import Args, Kwargs, View, Visible, visible_first
+from django_conditional.flow import Args, Kwargs, Resolved, View, Visible, visible_first
 from django_conditional.preconditions import (
     IGNORING_METHODS,
     SAFE_METHODS,
@@ -178,6 +178,20 @@ def write(
     write_etag: bool = True,
 ) -> HttpResponseBase:
     """The write path: lock, read, evaluate, run the view, publish (see the module docstring)."""
+    watch = observe.watch(request, source, source.view_id)
+    response = _write(view, source, request, args, kwargs, write_etag, watch)
+    return observe.finish(watch, response)  # after the commit
+
+
+def _write(
+    view: Callable[..., Any],
+    source: VersionedSource,
+    request: HttpRequest,
+    args: Args,
+    kwargs: Kwargs,
+    write_etag: bool,
+    watch: observe.Watch | None,
+) -> HttpResponseBase:
     with local.fenced(), transaction.atomic(using=database()):
         before = versions.lock(source.keys(request, args, kwargs))
         validators = source.locked_validators(request, args, kwargs, before)
@@ -188,6 +202,9 @@ def write(
             validators,
             accept_weakened=conf.ACCEPT_WEAKENED_IF_MATCH,
         )
+        if watch is not None:  # the locked rows: no cache read
+            watch.read(tuple(before), before, 0)
+            watch.decided(evaluation, validators)
         if evaluation.outcome is not Outcome.PROCEED:
             return source.precondition_failed(
                 request, evaluation.decided_by, validators
@@ -195,6 +212,20 @@ def write(
         response: HttpResponseBase = _run(view, request, args, kwargs)
         _stamp(response, source, request, before, write_etag)
     return response
+
+
+def _refused(
+    request: HttpRequest,
+    source: VersionedSource,
+    resolved: Resolved,
+    required: Sequence[str],
+) -> HttpResponseBase:
+    watch = observe.watch(request, source, source.view_id)
+    if watch is not None:
+        watch.read(resolved.keys, resolved.versions, 1 if resolved.keys else 0)
+        watch.decided(None, resolved.validators, observe.PRECONDITION_REQUIRED)
+    refused = source.precondition_required(request, required, resolved.validators)
+    return observe.finish(watch, refused)
 
 
 def guard(
@@ -228,9 +259,7 @@ def guard(
                 return response
             if refusal(request):
                 resolved = await source.aresolve(request, args, kwargs)
-                return source.precondition_required(
-                    request, required, resolved.validators
-                )
+                return _refused(request, source, resolved, required)
             return await sync_to_async(write, thread_sensitive=True)(
                 view, source, request, args, kwargs, write_etag
             )
@@ -245,7 +274,7 @@ def guard(
             return response
         if refusal(request):
             resolved = source.resolve(request, args, kwargs)
-            return source.precondition_required(request, required, resolved.validators)
+            return _refused(request, source, resolved, required)
         return write(view, source, request, args, kwargs, write_etag)
 
     return visible_first(view, cast(View, wraps(read_view)(_view)), visible)

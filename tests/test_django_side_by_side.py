@@ -4,7 +4,7 @@ The same requests go through Django's ``condition``/``etag``/``last_modified`` a
 ``ConditionalGetMiddleware`` and through ours; status and validators (and, behind the
 middleware, the 304's §15.4.5 headers) must be equal wherever Django follows RFC 9110. Where it
 does not, ``departs`` names the section and the test asserts the answers do differ, so the list
-in the README ("RFC 9110 choices") stays true:
+in docs/rfc.md ("Side by side with Django") stays true:
 
 - ``If-Match: *`` on a resource with a date but no ETag: Django 412, the RFC a match (§13.1.1);
 - ``If-None-Match: *`` on such a resource: Django runs the method, the RFC 304 or 412 (§13.1.2);

@@ -1,5 +1,5 @@
 """The example project's DRF pages (/drf/articles/, /drf/schema/): through APIClient, and through
-gunicorn on PostgreSQL + Redis (the README tour, and 8 parallel PUTs with one If-Match)."""
+gunicorn on PostgreSQL + Redis (the tour of docs/drf.md, and 8 parallel PUTs with one If-Match)."""
 
 from __future__ import annotations
 
@@ -155,7 +155,7 @@ def test_the_drf_tour_under_gunicorn_on_postgres_and_redis(tmp_path):
     path = f"/drf/articles/{article.pk}/"
     try:
         wait_until(lambda: _http(port, "GET", path)[0] == 200, process)
-        if shutil.which("curl"):  # the page answers curl as the README shows
+        if shutil.which("curl"):  # the page answers curl as docs/drf.md shows
             out = subprocess.run(
                 ["curl", "-si", f"http://127.0.0.1:{port}{path}"],
                 capture_output=True,
