@@ -32,15 +32,15 @@ if TYPE_CHECKING:
         batch,
         track,
     )
-    from django_conditional.versioned import FROM_VERSIONS, versioned
+    from django_conditional.versioned_views import FROM_VERSIONS, versioned
     from django_conditional.versions import bump, collection_key, object_key
 
 _PUBLIC = {
     "condition": "django_conditional.decorators",
     "etag": "django_conditional.decorators",
     "last_modified": "django_conditional.decorators",
-    "versioned": "django_conditional.versioned",
-    "FROM_VERSIONS": "django_conditional.versioned",
+    "versioned": "django_conditional.versioned_views",
+    "FROM_VERSIONS": "django_conditional.versioned_views",
     "ObjectOf": "django_conditional.resources",
     "CollectionOf": "django_conditional.resources",
     "KeyFunction": "django_conditional.resources",

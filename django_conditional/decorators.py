@@ -4,7 +4,7 @@ Same signatures and calling conventions as ``django.views.decorators.http``; whe
 from RFC 9110 these follow the RFC (``If-Match: *`` and ``If-None-Match: *`` on a resource that
 exists without an ETag, ``If-Unmodified-Since`` on a resource with no date, 304s that keep the
 headers the view sets). Validators are computed, and preconditions evaluated, before the view runs.
-``versioned`` (validators from resource versions) lives in ``django_conditional.versioned`` and is
+``versioned`` (validators from resource versions) lives in ``django_conditional.versioned_views`` and is
 re-exported here and at the package root.
 """
 
@@ -27,7 +27,7 @@ from django_conditional.flow import (
     conditional_view,
 )
 from django_conditional.validators import Validators
-from django_conditional.versioned import versioned, versioned_view
+from django_conditional.versioned_views import versioned, versioned_view
 
 __all__ = [
     "condition",

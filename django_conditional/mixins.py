@@ -35,7 +35,11 @@ from django.http import HttpRequest, HttpResponseBase
 
 from django_conditional.flow import Args, Kwargs, Visible
 from django_conditional.resources import CollectionOf, ObjectOf, Resource
-from django_conditional.versioned import ValidatorFunc, VersionedSource, versioned_view
+from django_conditional.versioned_views import (
+    ValidatorFunc,
+    VersionedSource,
+    versioned_view,
+)
 from django_conditional.writes import RequirePrecondition
 
 if TYPE_CHECKING:

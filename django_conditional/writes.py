@@ -52,7 +52,7 @@ from django_conditional.store.database import database
 from django_conditional.validators import ETag
 
 if TYPE_CHECKING:
-    from django_conditional.versioned import VersionedSource
+    from django_conditional.versioned_views import VersionedSource
 
 # None: the site policy (``CONDITIONAL_REQUIRE_PRECONDITION``); True: PUT, PATCH and DELETE;
 # False: never; or the unsafe methods that must be conditional.

@@ -335,3 +335,15 @@ def test_an_integer_no_column_can_hold_is_a_404_on_every_django(rf):
 
     key = ObjectOf(Country).keys(rf.get("/"), (), {"pk": 10**40})
     assert key == [versions.object_key(Country, 10**40)]
+
+
+def test_root_names_are_never_shadowed_by_submodules():
+    """``django_conditional.versioned`` is the decorator, whatever was imported before."""
+    import importlib
+
+    for name in django_conditional.__all__:
+        if name == "__version__":
+            continue
+        value = getattr(django_conditional, name)
+        assert not isinstance(value, type(importlib)), name
+        assert importlib.util.find_spec(f"django_conditional.{name}") is None, name

@@ -541,7 +541,7 @@ def test_options_and_unknown_methods_are_not_conditional(writer, article):
 
 def test_the_package_imports_nothing_from_drf_until_asked():
     code = (
-        "import sys, django_conditional, django_conditional.versioned\n"
+        "import sys, django_conditional, django_conditional.versioned_views\n"
         "print(any(m.split('.')[0] in ('rest_framework', 'drf_spectacular') for m in sys.modules))\n"
     )
     env_code = "import django; from django.conf import settings; settings.configure(); django.setup()\n"

@@ -17,7 +17,7 @@ from django.utils.cache import patch_response_headers
 from django_conditional import remembered
 from django_conditional.decorators import etag
 from django_conditional.resources import ObjectOf
-from django_conditional.versioned import versioned
+from django_conditional.versioned_views import versioned
 from tests.testapp.models import Article
 
 pytestmark = pytest.mark.urls("tests.test_parity")

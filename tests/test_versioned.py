@@ -10,7 +10,7 @@ from django.test import AsyncClient, Client
 
 from django_conditional import versions
 from django_conditional.resources import CollectionOf, ObjectOf
-from django_conditional.versioned import VersionedSource, versioned
+from django_conditional.versioned_views import VersionedSource, versioned
 from tests.testapp.models import Article, Author, Comment
 from tests.testapp.views import CALLS
 from tests.versioned_support import clear_version_cache, count_cache_calls, run_async

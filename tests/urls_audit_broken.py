@@ -10,7 +10,7 @@ from django.urls import path
 from django.views.decorators.http import require_safe
 
 from django_conditional import ObjectOf
-from django_conditional.versioned import versioned
+from django_conditional.versioned_views import versioned
 from tests.testapp.models import Author, Note
 
 _requests = count()

@@ -11,7 +11,7 @@ from django.http import Http404
 
 from django_conditional.resources import Resource, as_resources, resolve_keys
 from django_conditional.store.keys import object_key
-from django_conditional.versioned import Declared
+from django_conditional.versioned_views import Declared
 
 __all__ = ["ObjectByLookup", "item_keys"]
 

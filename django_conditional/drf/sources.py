@@ -1,6 +1,6 @@
 """Validators of a DRF representation: the core's ``VersionedSource``, told what DRF negotiated.
 
-The entity-tag stays ``"<state>.<variant>"`` (see ``django_conditional.versioned``). For DRF the
+The entity-tag stays ``"<state>.<variant>"`` (see ``django_conditional.versioned_views``). For DRF the
 variant is what selects the representation once ``initial()`` has run: the accepted renderer and
 media type (``Accept`` or ``?format=``), ``request.version``, the active language, the query
 string (page, filters, ordering; the format override is already the renderer), extra headers a
@@ -23,7 +23,7 @@ from django_conditional.flow import Args, Kwargs, Resolved
 from django_conditional.responses import weakened_tag
 from django_conditional.validators import Validators
 from django_conditional.variants import meta_key
-from django_conditional.versioned import Declared, ValidatorFunc, VersionedSource
+from django_conditional.versioned_views import Declared, ValidatorFunc, VersionedSource
 
 from .exceptions import PreconditionFailed, PreconditionRequired
 

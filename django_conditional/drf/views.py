@@ -32,7 +32,7 @@ from django_conditional.preconditions import SAFE_METHODS
 from django_conditional.resources import CollectionOf, ObjectOf
 from django_conditional.responses import PROBLEM_JSON
 from django_conditional.store.keys import bounded_key
-from django_conditional.versioned import Declared, ValidatorFunc
+from django_conditional.versioned_views import Declared, ValidatorFunc
 
 from .exceptions import ConditionalProblem
 from .resources import ObjectByLookup, item_keys

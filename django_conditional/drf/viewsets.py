@@ -14,7 +14,7 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from django_conditional.resources import Resource, as_resources
-from django_conditional.versioned import ValidatorFunc
+from django_conditional.versioned_views import ValidatorFunc
 
 from .views import ConditionalAPIMixin, RequirePolicy
 

@@ -27,7 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_safe
 
 from django_conditional.resources import CollectionOf, ObjectOf, Resource
-from django_conditional.versioned import FROM_VERSIONS, versioned
+from django_conditional.versioned_views import FROM_VERSIONS, versioned
 from example_project.blog.auth import basic_auth_required
 from example_project.blog.forms import ArticleForm, article_document
 from example_project.blog.models import Article, Author, Comment, Tag

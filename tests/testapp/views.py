@@ -26,7 +26,7 @@ from django.views.generic import DeleteView, DetailView, ListView, UpdateView
 from django_conditional.decorators import condition, etag, versioned
 from django_conditional.mixins import VersionedMixin
 from django_conditional.resources import CollectionOf, ObjectOf
-from django_conditional.versioned import FROM_VERSIONS
+from django_conditional.versioned_views import FROM_VERSIONS
 from django_conditional.versions import object_key
 from django_conditional.writes import transformed
 from tests.testapp.models import Article, Author, Comment, Document
