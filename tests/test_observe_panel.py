@@ -19,6 +19,10 @@ TOOLBAR = {
 @pytest.fixture
 def toolbar():
     """The toolbar installed, its middleware first, and only our panel (plus history)."""
+    from django.core.checks.registry import registry
+
+    # The toolbar's ready() registers its system checks for good: put the registry back after.
+    checks = set(registry.registered_checks), set(registry.deployment_checks)
     # Settings first: the app registry is rebuilt (and the toolbar's ready() run) on entering
     # the override of INSTALLED_APPS, before the other overridden values are in place.
     with (
@@ -46,6 +50,7 @@ def toolbar():
         DebugToolbar._panel_classes = None  # the panel list is cached per process
         yield
         DebugToolbar._panel_classes = None
+    registry.registered_checks, registry.deployment_checks = checks
 
 
 def _panel_html(client, request_id: str) -> str:
