@@ -14,6 +14,7 @@ from django.test import override_settings
 from django_conditional import observe
 from django_conditional.observe import export, record
 from django_conditional.signals import decision_made
+from django_conditional.store import local as store_local
 
 WITH_MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -268,3 +269,19 @@ def test_metrics_without_the_libraries_do_nothing(monkeypatch):
     decision = observe.Decision("F", "v", "GET", "/", "proceed", 200)
     export.metrics(decision)  # no error
     assert export._loaded == {"prometheus_client": None, "opentelemetry.trace": None}
+
+
+def test_local_cache_field_follows_the_local_caches_hits(
+    client, article, decisions, monkeypatch
+):
+    # Unit-level: the local cache (Redis only) replaced by counters that move during the read.
+    hits = iter(range(100))
+    monkeypatch.setattr(store_local, "is_on", lambda cache: True)
+    monkeypatch.setattr(store_local, "stats", lambda: {"hits": next(hits)})
+    client.get(f"/articles/{article.pk}/")
+    [(_, decision)] = decisions
+    assert decision.local_cache is True
+    monkeypatch.setattr(store_local, "stats", lambda: {"hits": 7})
+    decisions.clear()
+    client.get(f"/articles/{article.pk}/")
+    assert decisions[0][1].local_cache is False

@@ -20,8 +20,7 @@ returns ``response``. A request observed by a view is not observed again by the 
 from __future__ import annotations
 
 import logging
-from importlib import import_module
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
 from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponseBase
@@ -35,6 +34,8 @@ from django_conditional.observe.record import (
 )
 from django_conditional.preconditions import Evaluation
 from django_conditional.signals import decision_made
+from django_conditional.store import cache as store_cache
+from django_conditional.store import local
 from django_conditional.validators import Validators
 
 __all__ = [
@@ -51,17 +52,6 @@ logger = logging.getLogger("django_conditional.decisions")
 _errors = logging.getLogger("django_conditional")
 _OBSERVED: Final = "_django_conditional_observed"
 _Response = TypeVar("_Response", bound=HttpResponseBase)
-
-
-def _local_stats() -> Any:
-    # The process-local version cache's counters, when this release has one.
-    try:
-        return import_module("django_conditional.store.local").stats
-    except (ImportError, AttributeError):
-        return None
-
-
-_stats = _local_stats()
 
 
 # Whether a setting turns observation on (``CONDITIONAL_SERVER_TIMING``, ``CONDITIONAL_METRICS``),
@@ -115,10 +105,11 @@ def watch(
 
 
 def _hits() -> int | None:
-    if _stats is None:
-        return None
+    # Reads the process-local version cache answered so far (None: it is off for this cache).
     try:
-        return int(_stats()["hits"])
+        if not local.is_on(store_cache.cache()):
+            return None
+        return int(local.stats()["hits"])
     except Exception:  # counters are best effort
         return None
 
