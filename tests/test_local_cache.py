@@ -53,6 +53,10 @@ def store(server: Redis, transactional_db: None) -> Iterator[Redis]:
         CONDITIONAL_WRITE_FENCE=False,
     ):
         versions.clear_local_state()
+        if not local.is_on(caches["default"]):
+            # The local cache turns itself off where its capability check fails (seen on the
+            # Django 6 cells of the matrix): reads then take the one-read path, tested elsewhere.
+            pytest.skip("the local version cache is off with this Django and redis-py")
         yield server
 
 
