@@ -1,14 +1,12 @@
 """Cache reads for the version store: one round trip, and little CPU around it.
 
-``get_many(cache, keys)`` is a drop-in for ``cache.get_many(keys)``: same keys in, same values
-out. For Django's ``RedisCache`` it skips what makes that call expensive: Django builds a new
-``redis.Redis`` client for every call (filling its response-callback table costs more than the
-round trip itself), validates every key again, and redis-py's command machinery (pool lock,
-retries, event and metrics hooks) costs as much CPU as the round trip. Here a pool is built once
-per process and configuration exactly as Django builds the cache's (described by
-``redis_adapter``, the one module that reads Django's private API), only for its connection class
-and options, always to the primary (the first ``LOCATION``): connections made with them
-are kept on a small stack (one per thread or task that reads at the same time, taken and given
+``get_many(cache, keys)`` is a drop-in for ``cache.get_many(keys)`` (a value the serializer
+cannot read is reported missing). For Django's ``RedisCache`` it skips what makes that call
+expensive: a new ``redis.Redis`` client per call, every key validated again, and redis-py's command
+machinery, each costing about what the round trip costs. Here a pool is built once per process and
+configuration as Django builds the cache's (described by ``redis_adapter``, the one module that
+reads Django's private API), only for its connection class and options, always to the primary
+(the first ``LOCATION``): connections made with them are kept on a small stack (one per thread or task that reads at the same time, taken and given
 back without a lock). The keys Django would make (``KEY_PREFIX``, ``VERSION``, ``KEY_FUNCTION``)
 are computed once per key string, and all of them are fetched with one ``MGET`` written straight
 to the connection. Values are decoded by the cache's own serializer.
@@ -35,7 +33,7 @@ import asyncio
 import os
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Final
 
@@ -198,12 +196,7 @@ class _RedisReader:
     def decode(
         self, keys: Sequence[str], raw: Sequence[bytes | None]
     ) -> dict[str, object]:
-        loads = self._loads
-        return {
-            key: loads(value)
-            for key, value in zip(keys, raw, strict=True)
-            if value is not None
-        }
+        return decode(self._loads, keys, raw)
 
     def decode_ints(
         self, keys: Sequence[str], raw: Sequence[bytes | None]
@@ -222,6 +215,20 @@ class _RedisReader:
                 if type(decoded) is int:
                     found[key] = decoded
         return found
+
+
+def decode(
+    loads: Callable[[bytes], object], keys: Sequence[str], raw: Sequence[bytes | None]
+) -> dict[str, object]:
+    """What ``MGET`` returned, decoded as the cache decodes it. A value the serializer cannot
+    read (written by something else) is reported missing, as ``get_ints`` reports a non-int:
+    one foreign value must not fail the whole read, nor stay unreplaced for good."""
+    found: dict[str, object] = {}
+    for key, value in zip(keys, raw, strict=True):
+        if value is not None:
+            with suppress(Exception):
+                found[key] = loads(value)
+    return found
 
 
 def _build(cache: Any) -> _RedisReader | None:

@@ -263,3 +263,27 @@ def test_a_failed_publication_in_one_worker_is_distrusted_by_another(
         seen = run.stdout.split()[-1]
         assert int(seen) == current, "another worker trusted the old cached version"
         assert json.loads(seen) == versions.get(key)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_foreign_value_at_the_epoch_key_is_replaced_not_kept_forever(
+    primary: Redis,
+) -> None:
+    """Something else wrote the epoch key: nothing cached is trusted while it is there, and the
+    next read replaces it, so versions are cached again (not read from the database for good)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from django_conditional.store import epoch
+
+    with override_settings(CACHES=caches_for(primary.url)):
+        versions.clear_local_state()
+        versions.bump("c:foreign-epoch")
+        assert versions.get("c:foreign-epoch") == 1
+        server = primary.call("INFO", "server")["run_id"]
+        primary.call("SET", caches["default"].make_key(epoch.key(server)), "garbage")
+        versions.clear_local_state()
+        assert versions.get("c:foreign-epoch") == 1  # from the database
+        with CaptureQueriesContext(connection) as queries:
+            assert versions.get("c:foreign-epoch") == 1
+        assert len(queries) == 0  # cached again in a new epoch

@@ -68,13 +68,20 @@ class EpochStore(Protocol):
 
     def add(self, name: str, value: int) -> object: ...
 
+    def delete(self, name: str) -> object: ...
+
 
 def establish(store: EpochStore, server: str | None) -> int:
     """The live epoch of ``server``: the one the cache holds, else a new one (made with ``add``,
     so concurrent makers agree). Raises what the cache raises."""
     name = key(server)
-    found = _as_int(store.get(name))
+    raw = store.get(name)
+    found = _as_int(raw)
     if not found:
+        if raw is not None:
+            # A foreign value where the epoch lives: ``add`` would never replace it, and every
+            # read would go to the database for good. Only a value nobody trusts is removed.
+            store.delete(name)
         store.add(name, secrets.randbits(48) + 1)
         found = _as_int(store.get(name))
         if not found:  # evicted at once, or the cache refuses: trust nothing

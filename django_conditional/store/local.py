@@ -107,12 +107,7 @@ class _Side:
         return found
 
     def decode(self, names: list[str], raw: list[bytes | None]) -> dict[str, object]:
-        loads = self.loads
-        return {
-            name: loads(value)
-            for name, value in zip(names, raw, strict=True)
-            if value is not None
-        }
+        return fastcache.decode(self.loads, names, raw)
 
     def every(self) -> list[Tracked]:
         return [self.tracked, *self.by_loop.values()]

@@ -118,6 +118,9 @@ class _CacheEpochs:
     def add(self, name: str, value: int) -> object:
         return self.backend.add(name, value, None)
 
+    def delete(self, name: str) -> object:
+        return self.backend.delete(name)
+
 
 class _PrimaryEpochs:
     """The epoch key on the primary of Django's RedisCache (never a lagging replica)."""
@@ -130,6 +133,9 @@ class _PrimaryEpochs:
 
     def add(self, name: str, value: int) -> object:
         return self.writer.client.set(self.writer.make_key(name), value, nx=True)
+
+    def delete(self, name: str) -> object:
+        return self.writer.client.delete(self.writer.make_key(name))
 
 
 def epoch_store(backend: BaseCache) -> epoch.EpochStore:
