@@ -71,6 +71,8 @@ class VersionedMixin(_Base):
     require_precondition: ClassVar[RequirePrecondition] = None
     # ``(request, *args, **kwargs) -> bool | HttpResponse``, or override ``is_version_visible``.
     version_visible: ClassVar[Visible] = None
+    # The check depends only on data the resources version: remembered per state (``visibility``).
+    version_visible_by_state: ClassVar[bool] = False
     version_write_etag: ClassVar[bool] = True
 
     def _version_model(self) -> type[Model]:
@@ -185,6 +187,7 @@ class VersionedMixin(_Base):
             headers=self.version_headers,
             visible=self._visible(),
             write_etag=self.version_write_etag,
+            visible_by_state=self.version_visible_by_state,
         )
         # For an async view this is a coroutine, which ``as_view``'s async view awaits.
         result: HttpResponseBase = checked(request, *args, **kwargs)

@@ -22,7 +22,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.cache import patch_cache_control, patch_vary_headers
 
-from django_conditional import remembered, versions, writes
+from django_conditional import remembered, versions, visibility, writes
 from django_conditional.conf import conf
 from django_conditional.flow import (
     Args,
@@ -274,6 +274,7 @@ def versioned_view(
     view_id: str | None = None,
     visible: Visible = None,
     write_etag: bool = True,
+    visible_by_state: bool = False,
 ) -> View:
     """``versioned(...)(view)``, for callers (the mixins) that build it per class."""
     source = VersionedSource(
@@ -283,6 +284,8 @@ def versioned_view(
         last_modified=last_modified,
         view_id=view_id or remembered.view_id(view),
     )
+    if visible_by_state:
+        visible = visibility.by_state(visible, source.view_id, source.keys)
     read_view = conditional_view(view, source, headers=headers)
     checked = writes.guard(
         view,
@@ -305,6 +308,7 @@ def versioned(
     headers: Mapping[str, str] | None = None,
     visible: Visible = None,
     write_etag: bool = True,
+    visible_by_state: bool = False,
 ) -> Callable[[View], View]:
     """Validate a view against the versions of the resources it shows, before it runs.
 
@@ -320,7 +324,9 @@ def versioned(
     ``visible`` is the view's access check (existence, permission), run before any precondition
     or 428 (RFC 9110 §13.2.1): ``(request, *args, **kwargs) -> bool | HttpResponse``; False runs
     the view unconditioned (it answers its own 404 or 403, with no validator), a response is
-    sent as is. ``write_etag=False`` says the view stores something else than its response
+    sent as is. ``visible_by_state=True`` says the check depends only on data the resources
+    version (not on the requester): its True answer is then remembered per state, so a 304 runs
+    no query for it (``visibility``). ``write_etag=False`` says the view stores something else than its response
     describes: its writes answer without an ``ETag`` (§9.3.4; see ``writes``).
     """
     declared = as_resources(resources)
@@ -336,6 +342,7 @@ def versioned(
             headers=headers,
             visible=visible,
             write_etag=write_etag,
+            visible_by_state=visible_by_state,
         )
 
     return decorator

@@ -158,6 +158,44 @@ def test_article_list_304_costs_no_database_query(client, django_assert_num_quer
 
 
 @pytest.mark.django_db(transaction=True)
+def test_article_detail_304_costs_no_database_query(client, django_assert_num_queries):
+    # Issue 16: Last-Modified from the versions' bump times, the published check remembered
+    # per version of the article (visible_by_state); the first revalidation may still ask.
+    article = ArticleFactory.create()
+    url = f"/articles/{article.pk}/"
+    etag = client.get(url).headers["ETag"]
+    client.get(url, headers={"if-none-match": etag})
+    with django_assert_num_queries(0):
+        again = client.get(url, headers={"if-none-match": etag})
+    assert again.status_code == 304
+    assert "Last-Modified" in again.headers
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("unpublish", ["save", "update", "delete"])
+def test_a_remembered_published_check_never_outlives_the_article_state(
+    client, unpublish
+):
+    # The published answer is remembered per version: unpublishing (a save, a queryset update,
+    # a delete) bumps the article, so the next revalidation asks again and gets the 404.
+    article = ArticleFactory.create()
+    url = f"/articles/{article.pk}/"
+    etag = client.get(url).headers["ETag"]
+    assert client.get(url, headers={"if-none-match": etag}).status_code == 304
+    if unpublish == "save":
+        article.published = False
+        article.save()
+    elif unpublish == "update":
+        Article.objects.filter(pk=article.pk).update(published=False)
+    else:
+        article.delete()
+    hidden = client.get(url, headers={"if-none-match": etag})
+    assert hidden.status_code == 404
+    for name in ("ETag", "Last-Modified"):
+        assert name not in hidden.headers
+
+
+@pytest.mark.django_db(transaction=True)
 def test_article_list_pages(client):
     ArticleFactory.create_batch(12)
     second = client.get("/articles/", {"page": 2})

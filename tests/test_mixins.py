@@ -192,3 +192,50 @@ def test_default_resources(rf):
     assert isinstance(resource, ObjectOf) and resource.url_kwarg == "pk"
     with pytest.raises(ImproperlyConfigured, match="model or queryset"):
         views.DetailWithoutModel().get_version_resources()
+
+
+def test_visible_by_state_asks_once_per_version(
+    rf, article, django_capture_on_commit_callbacks
+):
+    # ``version_visible_by_state``: the class's check is remembered per version of the object.
+    from django.views.generic import DetailView
+
+    from django_conditional import visibility
+    from django_conditional.mixins import VersionedMixin
+
+    asked: list[int] = []
+
+    def published(request, pk):
+        asked.append(pk)
+        return True
+
+    class Page(VersionedMixin, DetailView):
+        model = Article
+        template_name = "unused.html"
+        version_visible = published
+        version_visible_by_state = True
+
+        def get(self, request, *args, **kwargs):
+            from django.http import HttpResponse
+
+            return HttpResponse(b"page")
+
+    visibility.forget()
+    view = Page.as_view()
+    etag = view(rf.get("/"), pk=article.pk).headers["ETag"]
+    for _ in range(2):
+        assert (
+            view(
+                rf.get("/", headers={"if-none-match": etag}), pk=article.pk
+            ).status_code
+            == 304
+        )
+    assert asked == [article.pk]
+    with django_capture_on_commit_callbacks(execute=True):
+        article.title = "Changed"
+        article.save()
+    assert (
+        view(rf.get("/", headers={"if-none-match": etag}), pk=article.pk).status_code
+        == 200
+    )
+    assert asked == [article.pk, article.pk]

@@ -1,10 +1,11 @@
 """The demo's pages and JSON API, each answering conditional requests.
 
 - ``/articles/`` and ``/articles/<pk>/``: HTML validated *before* the view runs from resource
-  versions (``@versioned``); a 304 of the list costs no database query, the detail spends two:
-  whether the article is published (``visible=``: an unpublished or missing article is the
-  view's 404 whatever the preconditions, RFC 9110 §13.2.1) and its ``Last-Modified`` (the time
-  of its last version bump).
+  versions (``@versioned``); a 304 costs no database query. The detail page checks that the
+  article is published first (``visible=``: an unpublished or missing article is the view's 404
+  whatever the preconditions, RFC 9110 §13.2.1); the answer depends only on the article, so it
+  is remembered per version (``visible_by_state``) and asked again after a bump. Its
+  ``Last-Modified`` is the time of the last bump, read with the versions.
 - ``/api/articles/`` and ``/api/articles/<pk>/``: JSON; writes need HTTP Basic credentials
   (demo only, see ``auth``) and, on an article, ``If-Match`` (428 without it, 412 when stale),
   checked and written atomically against the locked version rows. A POST answers 201 with the
@@ -68,8 +69,10 @@ API_WRITE_PERMISSIONS = {
 
 
 def _published(request: HttpRequest, pk: int) -> bool:
-    """The detail page's access check, run before its preconditions (one query): a draft or a
-    missing article is the view's 404, never a 304 or 412 telling that it exists."""
+    """The detail page's access check, run before its preconditions: a draft or a missing
+    article is the view's 404, never a 304 or 412 telling that it exists. One query, run once per
+    version of the article (``visible_by_state``: it reads nothing the article's version does not
+    cover, and asks nothing of the requester)."""
     return bool(Article.objects.filter(pk=pk, published=True).exists())
 
 
@@ -112,6 +115,7 @@ def article_list(request: HttpRequest) -> HttpResponse:
     last_modified=FROM_VERSIONS,
     headers=HTML_HEADERS,
     visible=_published,
+    visible_by_state=True,
 )
 def article_detail(request: HttpRequest, pk: int) -> HttpResponse:
     article = get_object_or_404(_articles(), pk=pk, published=True)
