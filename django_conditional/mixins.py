@@ -27,6 +27,7 @@ sync and async views both work. ``setup()`` has run, so ``get_version_resources`
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from django.core.exceptions import ImproperlyConfigured
@@ -116,19 +117,14 @@ class VersionedMixin(_Base):
         result = func(self.request, *self.args, **self.kwargs)
         return cast("bool | HttpResponseBase", result)
 
-    def _visible(self) -> Visible:
+    @classmethod
+    def _visible(cls) -> Visible:
         if (
-            type(self).version_visible is None
-            and type(self).is_version_visible is VersionedMixin.is_version_visible
+            cls.version_visible is None
+            and cls.is_version_visible is VersionedMixin.is_version_visible
         ):
             return None
-
-        def visible(
-            request: HttpRequest, *args: object, **kwargs: object
-        ) -> bool | HttpResponseBase:
-            return self.is_version_visible()
-
-        return visible
+        return _current_is_visible
 
     @classmethod
     def conditional_source_for(
@@ -145,38 +141,26 @@ class VersionedMixin(_Base):
             last_modified=view.get_version_last_modified(),
         )
 
-    def dispatch(
-        self, request: HttpRequest, *args: object, **kwargs: object
-    ) -> HttpResponseBase:
-        handle: Callable[..., Any] = super().dispatch
-        method = (request.method or "").lower()
-        if method not in self.http_method_names or not hasattr(self, method):
-            refused: HttpResponseBase = handle(request, *args, **kwargs)  # 405
-            return refused
+    @classmethod
+    def _built_per_request(cls) -> bool:
+        # What the view is built from is computed per instance: no wrapper can be shared.
+        return (
+            cls.get_version_resources is not VersionedMixin.get_version_resources
+            or cls.get_version_last_modified
+            is not VersionedMixin.get_version_last_modified
+        )
+
+    def _checked_view(self) -> Callable[..., Any]:
+        """The versioned view around this class's handler: built once per class (it reaches the
+        instance of the request through ``_current``), or per request when the resources or
+        ``Last-Modified`` come from overridden methods."""
         cls = type(self)
-        view: Callable[..., Any]
-        if getattr(cls, "view_is_async", False):
-
-            async def async_view(
-                request: HttpRequest, *args: object, **kwargs: object
-            ) -> HttpResponseBase:
-                response: HttpResponseBase = await handle(request, *args, **kwargs)
-                return response
-
-            view = async_view
-        else:
-
-            def sync_view(
-                request: HttpRequest, *args: object, **kwargs: object
-            ) -> HttpResponseBase:
-                response: HttpResponseBase = handle(request, *args, **kwargs)
-                return response
-
-            view = sync_view
-
+        built = cls.__dict__.get("_conditional_checked")
+        if built is not None:
+            return cast(Callable[..., Any], built)
+        view = _async_handler if getattr(cls, "view_is_async", False) else _handler
         # One identity per class, for the headers remembered from its 200s.
-        view.__module__ = cls.__module__
-        view.__qualname__ = cls.__qualname__
+        view_id = f"{cls.__module__}.{cls.__qualname__}"
         checked: Callable[..., Any] = versioned_view(
             view,
             self.get_version_resources(),
@@ -185,10 +169,71 @@ class VersionedMixin(_Base):
             last_modified=self.get_version_last_modified(),
             require_precondition=self.require_precondition,
             headers=self.version_headers,
-            visible=self._visible(),
+            view_id=view_id,
+            visible=cls._visible(),
             write_etag=self.version_write_etag,
             visible_by_state=self.version_visible_by_state,
         )
-        # For an async view this is a coroutine, which ``as_view``'s async view awaits.
-        result: HttpResponseBase = checked(request, *args, **kwargs)
-        return result
+        if not cls._built_per_request():
+            setattr(cls, "_conditional_checked", checked)  # noqa: B010 (not inherited)
+        return checked
+
+    def dispatch(
+        self, request: HttpRequest, *args: object, **kwargs: object
+    ) -> HttpResponseBase:
+        method = (request.method or "").lower()
+        if method not in self.http_method_names or not hasattr(self, method):
+            refused: HttpResponseBase = super().dispatch(request, *args, **kwargs)
+            return refused  # 405
+        checked = self._checked_view()
+        if getattr(type(self), "view_is_async", False):
+            # A coroutine, which ``as_view``'s async view awaits: the instance is set inside it.
+            return cast(
+                HttpResponseBase, _run_async(self, checked, request, args, kwargs)
+            )
+        token = _current.set(self)
+        try:
+            response: HttpResponseBase = checked(request, *args, **kwargs)
+        finally:
+            _current.reset(token)
+        return response
+
+
+# The instance serving the current request (thread- and task-local), for the shared wrapper.
+_current: ContextVar[VersionedMixin] = ContextVar("django_conditional_view")
+
+
+def _handler(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponseBase:
+    response: HttpResponseBase = super(VersionedMixin, _current.get()).dispatch(
+        request, *args, **kwargs
+    )
+    return response
+
+
+async def _async_handler(
+    request: HttpRequest, *args: object, **kwargs: object
+) -> HttpResponseBase:
+    handle: Callable[..., Any] = super(VersionedMixin, _current.get()).dispatch
+    response: HttpResponseBase = await handle(request, *args, **kwargs)
+    return response
+
+
+def _current_is_visible(
+    request: HttpRequest, *args: object, **kwargs: object
+) -> bool | HttpResponseBase:
+    return _current.get().is_version_visible()
+
+
+async def _run_async(
+    view: VersionedMixin,
+    checked: Callable[..., Any],
+    request: HttpRequest,
+    args: Args,
+    kwargs: Kwargs,
+) -> HttpResponseBase:
+    token = _current.set(view)
+    try:
+        response: HttpResponseBase = await checked(request, *args, **kwargs)
+    finally:
+        _current.reset(token)
+    return response

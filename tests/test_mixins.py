@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
@@ -239,3 +241,25 @@ def test_visible_by_state_asks_once_per_version(
         == 200
     )
     assert asked == [article.pk, article.pk]
+
+
+def test_the_versioned_wrapper_is_built_once_per_class(client, article, monkeypatch):
+    # Issue 16: no wrapper rebuilt per request; each class keeps its own (never a parent's).
+    from django_conditional import mixins, versioned_views
+    from tests.testapp import views
+
+    built: list[object] = []
+    original = versioned_views.versioned_view
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        built.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(mixins, "versioned_view", counting)
+    monkeypatch.delattr(views.ArticleDetail, "_conditional_checked", raising=False)
+    path = f"/cbv/articles/{article.pk}/"
+    etag = client.get(path).headers["ETag"]
+    for _ in range(3):
+        assert client.get(path, headers={"If-None-Match": etag}).status_code == 304
+    assert len(built) == 1
+    assert "_conditional_checked" in views.ArticleDetail.__dict__
