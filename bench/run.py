@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import load  # noqa: E402
+from bench import example, example_report, load  # noqa: E402
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
 WORKER_TIMEOUT = 330  # seconds per configuration; the whole run stays under 10 minutes
@@ -340,6 +340,24 @@ def targets(result: dict[str, Any]) -> list[Target]:
             "mw-20k-plain-200",
             0.95,
             "mw-20k-app-200",
+        )
+    observe_off = (
+        result.get("micro", {})
+        .get("engine", {})
+        .get("observe: decision point, nothing listening")
+    )
+    if observe_off is not None and "versioned-304" in inproc and "floor-b" in inproc:
+        version_cpu = inproc["versioned-304"]["cpu_us"]
+        noise = abs(1 - inproc["floor-b"]["cpu_ratio"]) * inproc["floor"]["cpu_us"]
+        out.append(
+            Target(
+                20,
+                "instrumentation off: a 304's decision point costs under 1% of the version "
+                "304 (within noise)",
+                f"{observe_off:.2f} µs = {observe_off / version_cpu:.2%} of "
+                f"{version_cpu:.0f} µs (identical cases differ by {noise:.1f} µs)",
+                observe_off <= 0.01 * version_cpu,
+            )
         )
     for target in out:
         if target.passed:
@@ -714,11 +732,23 @@ def main(argv: list[str] | None = None) -> int:
                 f"bench: {args.only} cannot run here: {'; '.join(skipped)}"
             )
     results = [run_configuration(name, env, knobs) for name, env in configurations]
+    site: dict[str, Any] | None = None
+    if any(name == "postgres-redis" for name, _ in configurations):
+        print("== example: the example project's own pages...", flush=True)
+        site = example.run(
+            configurations[-1][1]["BENCH_DATABASE_URL"],
+            int(knobs["BENCH_ROUNDS"]),
+            2.0,
+            int(knobs["BENCH_NUMBER"]),
+        )
+        for text, value, passed in example_report.targets(site):
+            print(f"  [#16 {'PASS' if passed else 'MISS'}] {text}: {value}")
     elapsed = time.monotonic() - started
     print_summary(results)
-    args.output.write_text(
-        report(results, skipped, elapsed, load_before, os.getloadavg())
-    )
+    text = report(results, skipped, elapsed, load_before, os.getloadavg())
+    if site is not None:
+        text += "\n".join(example_report.section(site)) + "\n"
+    args.output.write_text(text)
     print(
         f"\nwrote {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output} ({elapsed:.0f}s)"
     )

@@ -35,10 +35,7 @@ from django_conditional.flow import (
     call,
     conditional_view,
 )
-from django_conditional.preconditions import (
-    SAFE_METHODS,
-    Preconditions,
-)
+from django_conditional.preconditions import SAFE_METHODS, Preconditions
 from django_conditional.purge.headers import stamp_cache_tags
 from django_conditional.resources import (
     Resource,
@@ -69,6 +66,7 @@ def FROM_VERSIONS(request: HttpRequest, *args: object, **kwargs: object) -> None
 
 
 ValidatorFunc = Callable[..., object]
+_TAKEN = "_conditional_read"  # the request's read, kept by ``read_for_check`` for ``resolve``
 Declared = Sequence[Resource | Callable[..., object]]
 
 
@@ -98,8 +96,6 @@ class VersionedSource(ValidatorSource):
         if per_user:
             defaults["Cache-Control"] = "private"
         self.default_headers: Mapping[str, str] = defaults
-
-    # -- keys and validators (no I/O) --
 
     def keys(self, request: HttpRequest, args: Args, kwargs: Kwargs) -> list[str]:
         return resolve_keys(self.resources, request, args, kwargs)
@@ -149,10 +145,8 @@ class VersionedSource(ValidatorSource):
             return conditions
         return same_state(conditions, validators.etag)
 
-    # -- the read path --
-
     def _headers_key(self, request: HttpRequest) -> str | None:
-        # The client's If-None-Match tag names the headers to fetch with the versions.
+        # The read path. The client's If-None-Match tag names the headers to fetch with it.
         if conf.REMEMBER_HEADERS and request.method in SAFE_METHODS:
             token = remembered.request_token(request)
             if token is not None:
@@ -172,59 +166,74 @@ class VersionedSource(ValidatorSource):
     def _resolved(
         self,
         request: HttpRequest,
-        validators: Validators,
         headers_key: str | None,
-        cached: object,
-        keys: Sequence[str] = (),
-        found: Mapping[str, int] | None = None,
+        keys: Sequence[str],
+        snapshot: versions.Snapshot,
+        user: str | None,
+        modified: object,
     ) -> Resolved:
+        found = snapshot.versions
+        validators = self.validators(found, request, user, modified)
         # Without a client tag the remembered headers were not fetched with the versions, and
         # when the tag fetched by is not the current one (``"current", "old"``) they are another
         # representation's: a 304 then loads them by the current validators.
-        if headers_key is None or remembered.request_token(
+        headers = None
+        if headers_key is not None and remembered.request_token(
             request
-        ) != remembered.validator_token(validators):
-            return Resolved(validators, None, self.default_headers, keys, found or {})
-        headers = remembered.from_cache(cached, headers_key)
-        return Resolved(validators, headers, self.default_headers, keys, found or {})
+        ) == remembered.validator_token(validators):
+            headers = remembered.from_cache(snapshot.extra, headers_key)
+        return Resolved(validators, headers, self.default_headers, keys, found)
 
-    def resolve(self, request: HttpRequest, args: Args, kwargs: Kwargs) -> Resolved:
+    def read_for_check(
+        self, request: HttpRequest, args: Args, kwargs: Kwargs
+    ) -> versions.Snapshot:
+        """The request's one read, made early for the access check (``visible_by_state``) and
+        kept on the request for the decision that follows: one read per request, not two."""
         keys = self.keys(request, args, kwargs)
         headers_key = self._headers_key(request)
-        try:
-            snapshot = versions.read(keys, headers_key)
-        except DatabaseError as exc:
-            return self._unvalidated(exc, keys)
+        snapshot = versions.read(keys, headers_key)
+        request.__dict__[_TAKEN] = (keys, headers_key, snapshot)
+        return snapshot
+
+    def resolve(self, request: HttpRequest, args: Args, kwargs: Kwargs) -> Resolved:
+        taken = request.__dict__.pop(_TAKEN, None)
+        if taken is not None:
+            keys, headers_key, snapshot = taken
+        else:
+            keys = self.keys(request, args, kwargs)
+            headers_key = self._headers_key(request)
+            try:
+                snapshot = versions.read(keys, headers_key)
+            except DatabaseError as exc:
+                return self._unvalidated(exc, keys)
         user = user_id(request) if self.per_user else None
         modified = (
             snapshot.last_changed()
             if self.last_modified is FROM_VERSIONS
             else call(self.last_modified, request, args, kwargs)
         )
-        validators = self.validators(snapshot.versions, request, user, modified)
-        return self._resolved(
-            request, validators, headers_key, snapshot.extra, keys, snapshot.versions
-        )
+        return self._resolved(request, headers_key, keys, snapshot, user, modified)
 
     async def aresolve(
         self, request: HttpRequest, args: Args, kwargs: Kwargs
     ) -> Resolved:
-        keys = await aresolve_keys(self.resources, request, args, kwargs)
-        headers_key = self._headers_key(request)
-        try:
-            snapshot = await versions.aread(keys, headers_key)
-        except DatabaseError as exc:
-            return self._unvalidated(exc, keys)
+        taken = request.__dict__.pop(_TAKEN, None)
+        if taken is not None:
+            keys, headers_key, snapshot = taken
+        else:
+            keys = await aresolve_keys(self.resources, request, args, kwargs)
+            headers_key = self._headers_key(request)
+            try:
+                snapshot = await versions.aread(keys, headers_key)
+            except DatabaseError as exc:
+                return self._unvalidated(exc, keys)
         user = await auser_id(request) if self.per_user else None
         modified = (
             snapshot.last_changed()
             if self.last_modified is FROM_VERSIONS
             else await acall(self.last_modified, request, args, kwargs)
         )
-        validators = self.validators(snapshot.versions, request, user, modified)
-        return self._resolved(
-            request, validators, headers_key, snapshot.extra, keys, snapshot.versions
-        )
+        return self._resolved(request, headers_key, keys, snapshot, user, modified)
 
     # -- the write path (``writes``), inside its transaction --
 
@@ -285,7 +294,7 @@ def versioned_view(
         view_id=view_id or remembered.view_id(view),
     )
     if visible_by_state:
-        visible = visibility.by_state(visible, source.view_id, source.keys)
+        visible = visibility.by_state(visible, source.view_id, source.read_for_check)
     read_view = conditional_view(view, source, headers=headers)
     checked = writes.guard(
         view,
@@ -313,21 +322,13 @@ def versioned(
     """Validate a view against the versions of the resources it shows, before it runs.
 
     ``@versioned(ObjectOf(Article), CollectionOf(Comment, "by_article", article="pk"))``: GET and
-    HEAD get a strong ``ETag`` from the versions and a 304 (or 412) from one cache round trip with
-    no database query and without running the view. ``vary`` names the request headers the
-    representation depends on (they enter the tag and ``Vary``); ``per_user=True`` adds the
-    logged-in user (and ``Vary: Cookie``, ``Cache-Control: private``). ``last_modified`` is an
-    optional ``(request, *args, **kwargs) -> datetime`` (it may query). Unsafe methods run
-    atomically against the locked versions (``writes``); ``require_precondition`` is the 428
-    policy (None: ``CONDITIONAL_REQUIRE_PRECONDITION``; True: PUT, PATCH, DELETE; or methods).
-
-    ``visible`` is the view's access check (existence, permission), run before any precondition
-    or 428 (RFC 9110 §13.2.1): ``(request, *args, **kwargs) -> bool | HttpResponse``; False runs
-    the view unconditioned (it answers its own 404 or 403, with no validator), a response is
-    sent as is. ``visible_by_state=True`` says the check depends only on data the resources
-    version (not on the requester): its True answer is then remembered per state, so a 304 runs
-    no query for it (``visibility``). ``write_etag=False`` says the view stores something else than its response
-    describes: its writes answer without an ``ETag`` (§9.3.4; see ``writes``).
+    HEAD get a strong ``ETag`` and a 304 (or 412) from one store read, without a query and
+    without running the view; unsafe methods run atomically against the locked versions
+    (``writes``). ``vary``: the request headers the representation depends on; ``per_user``: the
+    logged-in user too; ``last_modified``: ``FROM_VERSIONS`` or ``(request, *args, **kwargs) ->
+    datetime``; ``require_precondition``: the 428 policy; ``visible``: the access check run before
+    any precondition (RFC 9110 §13.2.1), remembered per state with ``visible_by_state``;
+    ``write_etag=False``: writes answer without an ``ETag`` (§9.3.4). docs/versioned.md has each.
     """
     declared = as_resources(resources)
 

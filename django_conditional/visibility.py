@@ -6,8 +6,8 @@ the check depends only on data the view's resources version (not on who asks, no
 its answer holds exactly as long as those versions do: any change to that data bumps one of them,
 and a bumped version is another memo key. So a True answer is remembered per view, keys, versions
 and time of their last bump, in a bounded table of this process, and the check runs again after any
-bump. The versions come from the store's read (the local version cache makes it free); a stale
-memo would need stale versions, which would make the 304 itself stale anyway. Only True is
+bump. The versions come from the view's own read, made first and kept for its decision (one read
+per request; the local version cache makes it free); a stale memo would need stale versions, which would make the 304 itself stale anyway. Only True is
 remembered (the view of a hidden resource runs anyway); unsafe methods always run the check.
 """
 
@@ -36,9 +36,10 @@ _lock = threading.Lock()
 def by_state(
     visible: Visible,
     view_id: str,
-    keys: Callable[[HttpRequest, Args, Kwargs], list[str]],
+    read: Callable[[HttpRequest, Args, Kwargs], versions.Snapshot],
 ) -> Visible:
-    """``visible``, asked once per state of the resources ``keys`` names (see the module)."""
+    """``visible``, asked once per state of the resources ``read`` reads (see the module): the
+    view's own read, kept for its decision."""
     if visible is None:
         return None
     check = visible
@@ -49,7 +50,7 @@ def by_state(
         if request.method not in SAFE_METHODS:
             return call(check, request, args, kwargs)
         try:
-            snapshot = versions.read(keys(request, args, kwargs))
+            snapshot = read(request, args, kwargs)
         except DatabaseError:
             return call(check, request, args, kwargs)  # the view's own path reports it
         state: _State = (

@@ -26,6 +26,7 @@ from example_project.blog.factories import (
 from example_project.blog.management.commands.seed_demo import AUTHORS, TAG_NAMES
 from example_project.blog.models import Article, Author, Comment, Tag
 from example_project.blog.testing import SERVERS, demo_server, reset_version_cache
+from tests.versioned_support import count_cache_calls
 
 pytestmark = pytest.mark.urls("example_project.urls")
 
@@ -165,10 +166,12 @@ def test_article_detail_304_costs_no_database_query(client, django_assert_num_qu
     url = f"/articles/{article.pk}/"
     etag = client.get(url).headers["ETag"]
     client.get(url, headers={"if-none-match": etag})
-    with django_assert_num_queries(0):
+    with django_assert_num_queries(0), count_cache_calls() as calls:
         again = client.get(url, headers={"if-none-match": etag})
     assert again.status_code == 304
     assert "Last-Modified" in again.headers
+    # The published check's read is the decision's read: one per request.
+    assert calls.round_trips == 1
 
 
 @pytest.mark.django_db(transaction=True)

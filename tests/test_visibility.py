@@ -10,7 +10,7 @@ from django.db import DatabaseError
 from django.http import HttpResponse
 from django.test import RequestFactory
 
-from django_conditional import versions, visibility
+from django_conditional import visibility
 from django_conditional.versions import Snapshot
 
 factory = RequestFactory()
@@ -24,17 +24,17 @@ def _forget() -> Iterator[None]:
 
 
 class Store:
-    """``versions.read`` stand-in: the versions it answers, or an error."""
+    """The view's read stand-in: the versions it answers, or an error."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self) -> None:
         self.versions = {"article:1": 1}
         self.error: Exception | None = None
-        monkeypatch.setattr(versions, "read", self.read)
 
-    def read(self, keys: list[str], extra_key: str | None = None) -> Snapshot:
+    def read(self, request: Any, args: Any, kwargs: Any) -> Snapshot:
         if self.error is not None:
             raise self.error
-        return Snapshot({key: self.versions.get(key, 0) for key in keys})
+        key = f"article:{kwargs['pk']}"
+        return Snapshot({key: self.versions.get(key, 0)})
 
 
 class Check:
@@ -47,18 +47,14 @@ class Check:
         return self.answer
 
 
-def keys(request: Any, args: Any, kwargs: Any) -> list[str]:
-    return [f"article:{kwargs['pk']}"]
-
-
 @pytest.fixture
-def store(monkeypatch: pytest.MonkeyPatch) -> Store:
-    return Store(monkeypatch)
+def store() -> Store:
+    return Store()
 
 
 def test_true_is_asked_once_per_state(store: Store) -> None:
     check = Check()
-    visible = visibility.by_state(check, "view", keys)
+    visible = visibility.by_state(check, "view", store.read)
     assert visible is not None
     for _ in range(3):
         assert visible(factory.get("/"), pk=1) is True
@@ -73,7 +69,7 @@ def test_true_is_asked_once_per_state(store: Store) -> None:
 def test_false_and_responses_are_never_remembered(store: Store) -> None:
     for answer in (False, HttpResponse(status=403)):
         check = Check(answer)
-        visible = visibility.by_state(check, "view", keys)
+        visible = visibility.by_state(check, "view", store.read)
         assert visible is not None
         assert visible(factory.get("/"), pk=1) is answer
         assert visible(factory.get("/"), pk=1) is answer
@@ -82,13 +78,13 @@ def test_false_and_responses_are_never_remembered(store: Store) -> None:
 
 def test_views_do_not_share_answers(store: Store) -> None:
     first, second = Check(), Check(False)
-    assert visibility.by_state(first, "a", keys)(factory.get("/"), pk=1) is True  # type: ignore[misc]
-    assert visibility.by_state(second, "b", keys)(factory.get("/"), pk=1) is False  # type: ignore[misc]
+    assert visibility.by_state(first, "a", store.read)(factory.get("/"), pk=1) is True  # type: ignore[misc]
+    assert visibility.by_state(second, "b", store.read)(factory.get("/"), pk=1) is False  # type: ignore[misc]
 
 
 def test_unsafe_methods_always_ask(store: Store) -> None:
     check = Check()
-    visible = visibility.by_state(check, "view", keys)
+    visible = visibility.by_state(check, "view", store.read)
     assert visible is not None
     visible(factory.get("/"), pk=1)
     visible(factory.put("/"), pk=1)
@@ -99,7 +95,7 @@ def test_unsafe_methods_always_ask(store: Store) -> None:
 def test_a_failing_store_asks_the_check(store: Store) -> None:
     store.error = DatabaseError("down")
     check = Check()
-    visible = visibility.by_state(check, "view", keys)
+    visible = visibility.by_state(check, "view", store.read)
     assert visible is not None
     visible(factory.get("/"), pk=1)
     visible(factory.get("/"), pk=1)
@@ -109,7 +105,7 @@ def test_a_failing_store_asks_the_check(store: Store) -> None:
 def test_the_table_is_bounded(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(visibility, "MAX_REMEMBERED", 2)
     check = Check()
-    visible = visibility.by_state(check, "view", keys)
+    visible = visibility.by_state(check, "view", store.read)
     assert visible is not None
     for pk in (1, 2, 3):
         visible(factory.get("/"), pk=pk)
@@ -118,5 +114,5 @@ def test_the_table_is_bounded(store: Store, monkeypatch: pytest.MonkeyPatch) -> 
     assert check.calls == 4
 
 
-def test_no_check_stays_no_check() -> None:
-    assert visibility.by_state(None, "view", keys) is None
+def test_no_check_stays_no_check(store: Store) -> None:
+    assert visibility.by_state(None, "view", store.read) is None
