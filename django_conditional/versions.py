@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from asgiref.sync import sync_to_async
+from django.core.cache.backends.base import BaseCache
 from django.db import transaction
 
 from django_conditional import fastcache, purge
@@ -109,6 +110,7 @@ class _Plan:
     server: str | None
     epoch: int
     extra_key: str | None
+    backend: BaseCache
 
     @property
     def prefix(self) -> str:
@@ -125,14 +127,15 @@ class _Plan:
         """Whether ``cached`` comes from the epoch and server expected (else: the database)."""
         if cached is None or not self.epoch:
             return False
-        same_server = fastcache.server_id(store_cache.cache()) == self.server
+        same_server = fastcache.server_id(self.backend) == self.server
         return same_server and cached.get(epoch.key(self.server)) == self.epoch
 
 
 def _plan(keys: Iterable[str], extra_key: str | None) -> _Plan:
     unique = list(dict.fromkeys(bounded_key(key) for key in keys))
-    server = fastcache.server_id(store_cache.cache())
-    return _Plan(unique, server, epoch.believed(server), extra_key)
+    backend = store_cache.cache()
+    server = fastcache.server_id(backend)
+    return _Plan(unique, server, epoch.believed(server), extra_key, backend)
 
 
 def _from_database(plan: _Plan, cached: Mapping[str, object] | None) -> Snapshot:
@@ -192,7 +195,7 @@ def read(keys: Iterable[str], extra_key: str | None = None) -> Snapshot:
         return Snapshot({})
     try:
         cached: Mapping[str, object] | None = local.get_many(
-            store_cache.cache(), plan.cache_keys(), len(plan.keys)
+            plan.backend, plan.cache_keys(), len(plan.keys)
         )
     except Exception as exc:
         # Straight to the database: asking the failing cache again would double the timeout.
@@ -208,7 +211,7 @@ async def aread(keys: Iterable[str], extra_key: str | None = None) -> Snapshot:
         return Snapshot({})
     try:
         cached: Mapping[str, object] | None = await local.aget_many(
-            store_cache.cache(), plan.cache_keys(), len(plan.keys)
+            plan.backend, plan.cache_keys(), len(plan.keys)
         )
     except Exception as exc:
         store_cache.warn("get_many", exc)
