@@ -51,6 +51,8 @@ _PLAIN_OPTIONS: Final = frozenset(
     | {"decode_responses", "himport_registry", "maint_notifications_pool_handler"}
     | {"maint_notifications_config", "orig_host_address", "orig_socket_timeout"}
     | {"orig_socket_connect_timeout", "protocol", "parser_class"}
+    # Who the client says it is (CLIENT SETINFO; Django 6.1 passes driver_info): no effect on the wire.
+    | {"driver_info", "lib_name", "lib_version"}
 )
 
 

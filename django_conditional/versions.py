@@ -257,8 +257,8 @@ def _announce(committed: dict[str, int]) -> None:
 
 
 def _published(db: str, committed: dict[str, Stamp]) -> None:
-    store_cache.publish(db, committed)
-    local.published()  # the write fence (store/local.py)
+    reported = store_cache.publish(db, committed)
+    local.published(reported)  # the write fence (store/local.py)
     purge.flush(db)  # every key of the transaction, once (shared caches: Varnish, CDNs)
     _announce({key: stamp[0] for key, stamp in committed.items()})
 

@@ -184,27 +184,28 @@ def _pickled(stamps: Mapping[str, Stamp]) -> dict[str, bytes]:
 
 def _publish_once(
     backend: BaseCache, server: str | None, db: str, committed: dict[str, Stamp]
-) -> None:
+) -> bool:
     # The epoch is read after the commit: a namespace made later reads the database after it.
     into = epoch.establish(epoch_store(backend), server)
     if not into:
-        return  # nothing cached is trusted: readers go to the database
+        return False  # nothing cached is trusted: readers go to the database
     writer = monotonic_writer(backend)
     if writer is not None:
         _set_max_and_check(writer, server, into, db, committed)
-    else:
-        _set_and_verify(backend, epoch.prefix(into), db, committed)
+        return True
+    _set_and_verify(backend, epoch.prefix(into), db, committed)
+    return False
 
 
-def publish(db: str, committed: dict[str, Stamp]) -> None:
-    """After commit: write the versions a bump committed into the live epoch."""
+def publish(db: str, committed: dict[str, Stamp]) -> bool:
+    """After commit: write the versions a bump committed into the live epoch. True when the
+    script did, and said which write fence it needs (``store.local.fence_for``)."""
     backend = cache()
     server = fastcache.server_id(backend)
     try:
         for _attempt in range(3):
             try:
-                _publish_once(backend, server, db, committed)
-                return
+                return _publish_once(backend, server, db, committed)
             except EpochMoved as moved:
                 server = moved.server
                 fastcache.note_server(backend, server)
@@ -218,3 +219,4 @@ def publish(db: str, committed: dict[str, Stamp]) -> None:
             warn("delete_many", exc2)
             with _lock:
                 untrusted.update(committed)
+        return False

@@ -13,24 +13,34 @@ when one changes. Their raw values are kept in the process. A read answers from 
    (``CONDITIONAL_LEASE_SECONDS``) ago. Otherwise the read goes through (the ``MGET`` is the
    fence): at most one round trip per ``T`` per connection for a steady load.
 
-**Write fence.** After a transaction that bumped versions commits, ``versions._published``
-publishes them and calls ``published()``: the writer then lets ``T`` pass, measured from the end
-of the publication, before going on. In the write path (``writes.write`` opens ``fenced()``) the
-wait happens once, when the scope closes, after every publication of the transaction, before the
-view's response is returned; a commit outside any scope (a script, ``ATOMIC_REQUESTS``, admin)
-waits in the commit hook itself. So a write's response (or ``atomic()`` returning) comes at least
-``T`` after its new versions were stored in Redis.
+**Write fence.** A read through (``EVAL``: marks, then ``MGET``) leaves a holder mark
+``held|<key>`` = "1" for ``HOLD`` (60 s) on each version key it reads, and the copy of that key is
+used only until ``HOLD`` minus a margin after the read was sent. Every script that replaces a
+version (``store.scripts``: the pending mark before a commit, the publication after it) looks at
+the key's mark: a reader's mark means copies may be in use, so the writer must let ``T``
+(``CONDITIONAL_LEASE_SECONDS``) pass from now before answering, and the mark becomes a writer's
+("0") that lasts ``T``; a writer's mark still there means the same for what is left of it; no mark
+means no copy of the old value can answer after this write's response: no wait. The wait happens
+once, when ``fenced()`` (``writes.write``) closes, before the view's response is returned, or in
+the commit hook for a commit outside any scope (a script, ``ATOMIC_REQUESTS``, admin). A
+publication that is not the script's (another serializer, a failure) waits a whole ``T``.
 
-**Why no stale 304 follows a write's response.** Let the publication of a write be applied by
-Redis at ``w``; its response leaves after ``w + T``. A revalidation sent after that response
+**Why no stale 304 follows a write's response.** (1) Let a script replace a key at ``w`` and find
+a reader's or a writer's mark: the response leaves after ``w + T``. A revalidation sent after it
 reaches a worker at ``r > w + T``. If the worker answers from its copy, its lease holds at some
 ``c >= r``: a reply was read for a command sent at ``s > c - T > w``. That command ran after the
-publication, on the same server; the publication, when it ran, queued an invalidation on this
-connection for every key it changed that the connection had read (a copy of a key exists only
-because the connection read it; a key the server dropped from its tracking table is invalidated
-then); Redis sends a connection's pushes and replies in the order it queued them. So the
-invalidation was read, and applied, before the fence's reply: the worker no longer holds the old
-value and reads through. Anything that breaks the chain forgets the copy before the next answer:
+script, on the same server; the script, when it ran, queued an invalidation on this connection
+for every key it changed that the connection had read (a copy exists only because the connection
+read it; a key the server dropped from its tracking table is invalidated then); Redis sends a
+connection's pushes and replies in the order it queued them. So the invalidation was read, and
+applied, before the fence's reply: the worker no longer holds the old value and reads through.
+(2) Let the script find no mark. A copy of the old value was read at some ``g < w``, and its read
+set a mark lasting ``HOLD`` in the same script. Either ``HOLD`` has passed (the copy is no longer
+used), or a writer's script at ``w' in (g, w)`` turned it into a mark that expired at ``w' + T``:
+that script queued an invalidation of the copy, and by (1) with ``w'`` any answer after
+``w' + T`` (hence after ``w``) applied it first.
+
+Anything that breaks the chain forgets the copy before the next answer:
 a disconnect, a timeout, bytes not understood, an error reply, a null invalidation (``FLUSHDB``), a
 fork (pid check), a reconnect (to another server life: a new ``run_id`` also changes the epoch key
 read in every ``MGET``); the epoch key is itself tracked, so a new epoch reads through.
@@ -45,6 +55,7 @@ Conditions: one primary (replicas are never read; Redis Cluster is not supported
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 import weakref
@@ -55,12 +66,21 @@ from typing import TYPE_CHECKING, Any, Final
 from django_conditional import fastcache, redis_adapter
 from django_conditional.conf import conf
 from django_conditional.store.stamps import is_held
-from django_conditional.store.tracking import Tracked
+from django_conditional.store.tracking import HOLD, Tracked
 
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
 
-__all__ = ["aget_many", "fenced", "get_many", "is_on", "published", "stats"]
+__all__ = [
+    "aget_many",
+    "fence_for",
+    "fence_ms",
+    "fenced",
+    "get_many",
+    "is_on",
+    "published",
+    "stats",
+]
 
 _MARGIN: Final = (
     0.001  # seconds added to the writer's wait: clock rates, sleep granularity
@@ -158,6 +178,23 @@ def _noted(cache: BaseCache, tracked: Tracked) -> None:
         fastcache.note_server(cache, tracked.server)
 
 
+# The read that fills the copy: holder marks on the version keys (``held|<key>`` = "1" for
+# ``HOLD`` seconds), then their values, in one script, so a write that replaces a key after the
+# read finds the mark and fences (``store.scripts``). ARGV[1]: the marks' life in ms, ARGV[2]: how
+# many keys after the first (the epoch key) are versions.
+_HOLD_READ: Final = """
+for i = 2, 1 + tonumber(ARGV[2]) do
+  redis.call('SET', 'held|' .. KEYS[i], '1', 'PX', ARGV[1])
+end
+return redis.call('MGET', unpack(KEYS))
+"""
+
+
+def _read_through(made: list[str], versions: int) -> list[str | int]:
+    hold_ms = int(HOLD * 1000)
+    return ["EVAL", _HOLD_READ, len(made), *made, hold_ms, versions]
+
+
 def get_many(cache: BaseCache, names: list[str], versions: int) -> dict[str, object]:
     """``fastcache.get_many(cache, names)``, answered from the local copy when it may (see the
     module docstring). ``names``: the epoch key, ``versions`` version keys, then any others."""
@@ -175,7 +212,8 @@ def get_many(cache: BaseCache, names: list[str], versions: int) -> dict[str, obj
             tracked.hits += 1
         else:
             tracked.round_trips += 1
-            raw = tracked.call("mget", made, "MGET", *made)  # type: ignore[assignment]
+            words = _read_through(made, versions)
+            raw = tracked.call("mget", made, *words, marks=versions)  # type: ignore[assignment]
     _noted(cache, tracked)
     assert raw is not None
     return side.decode(names, raw)
@@ -197,7 +235,8 @@ async def aget_many(
         tracked.hits += 1
     else:
         tracked.round_trips += 1
-        raw = await tracked.acall("mget", made, "MGET", *made)  # type: ignore[assignment]
+        words = _read_through(made, versions)
+        raw = await tracked.acall("mget", made, *words, marks=versions)  # type: ignore[assignment]
     _noted(cache, tracked)
     assert raw is not None
     return side.decode(names, raw)
@@ -220,16 +259,33 @@ def _wait_until(deadline: float) -> None:
         time.sleep(left)
 
 
-def published() -> None:
-    """After versions were published to the cache (in the commit hook): the write fence. Inside
-    ``fenced()`` the wait is left to the scope's end; outside, it happens now."""
-    if not _fencing():
-        return
-    deadline = time.monotonic() + conf.LEASE_SECONDS + _MARGIN
-    if getattr(_fence, "depth", 0):
+def fence_ms() -> int:
+    """A whole fence in milliseconds (``T`` and the margin, rounded up): how long the holder
+    mark a writer leaves lasts."""
+    return math.ceil((conf.LEASE_SECONDS + _MARGIN) * 1000)
+
+
+def fence_for(seconds: float) -> None:
+    """A writer's script replaced keys that local copies may hold (their holder marks): this
+    thread's write must not answer before ``seconds`` from now. Inside ``fenced()`` the wait is
+    left to the scope's end; outside, to ``published()``."""
+    if seconds > 0 and _fencing():
+        deadline = time.monotonic() + seconds + _MARGIN
         _fence.deadline = max(getattr(_fence, "deadline", 0.0), deadline)
-    else:
-        _wait_until(deadline)
+
+
+def published(reported: bool) -> None:
+    """After versions were published to the cache (in the commit hook). ``reported``: the
+    scripts said which fence the write needs (``fence_for``); else a whole one, from now."""
+    if not _fencing():
+        _fence.deadline = 0.0
+        return
+    if not reported:
+        fence_for(conf.LEASE_SECONDS)
+    if not getattr(_fence, "depth", 0):
+        deadline, _fence.deadline = getattr(_fence, "deadline", 0.0), 0.0
+        if deadline:
+            _wait_until(deadline)
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from django_conditional import redis_adapter
-from django_conditional.store import epoch
+from django_conditional.store import epoch, local
 
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
@@ -18,10 +18,14 @@ if TYPE_CHECKING:
 
 # KEYS[1]: the epoch key, KEYS[2..]: version keys. ARGV[1]: ttl (0: none), ARGV[2]: the epoch the
 # caller writes into, ARGV[3]: "fill", "publish", "mark" or "set", ARGV[4]: the run_id of the server the
-# caller believes it writes to, ARGV[5..]: the values. Nothing is written unless that server and
-# that epoch are still live. Versions only grow in absolute value: neither a slow publisher nor a
-# reader that read the database before a commit moves one back; a reader's fill never replaces
-# anything (a pending mark included); "mark" and "set" (corrections) replace anything.
+# caller believes it writes to, ARGV[5]: the writer's fence in ms, ARGV[6..]: the values. Nothing is
+# written unless that server and that epoch are still live. Versions only grow in absolute value:
+# neither a slow publisher nor a reader that read the database before a commit moves one back; a
+# reader's fill never replaces anything (a pending mark included); "mark" and "set" (corrections)
+# replace anything. The last element of the reply is how long (ms) the writer must wait before
+# its response leaves: local copies of a replaced key may be in use (its holder mark, see
+# ``store.local``): a reader's mark ("1") asks for a whole fence and becomes a writer's ("0") that
+# lasts as long; a writer's mark still there asks for what is left of it; no mark, no wait.
 _WRITE: Final = """
 local server = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
 if server ~= ARGV[4] then return {'server', server} end
@@ -35,9 +39,11 @@ local function version(raw)
 end
 local ttl = tonumber(ARGV[1])
 local mode = ARGV[3]
+local fence = tonumber(ARGV[5])
 local result = {}
+local wait = 0
 for i = 2, #KEYS do
-  local value = ARGV[i + 3]
+  local value = ARGV[i + 4]
   local raw = redis.call('GET', KEYS[i])
   local old = version(raw)
   local write = mode == 'set'
@@ -50,6 +56,17 @@ for i = 2, #KEYS do
   elseif mode == 'fill' then
     write = not raw
   end
+  if write and mode ~= 'fill' then
+    local mark = 'held|' .. KEYS[i]
+    local left = redis.call('PTTL', mark)
+    if left > 0 then
+      if redis.call('GET', mark) == '1' then
+        redis.call('SET', mark, '0', 'PX', fence)
+        left = fence
+      end
+      if left > wait then wait = left end
+    end
+  end
   if write then
     if ttl > 0 then
       redis.call('SET', KEYS[i], value, 'EX', ttl)
@@ -61,6 +78,7 @@ for i = 2, #KEYS do
     result[i - 1] = raw
   end
 end
+result[#KEYS] = wait
 return result
 """
 
@@ -95,15 +113,17 @@ class MonotonicWriter:
             return dict(values)  # Django's meaning of a timeout <= 0: do not cache
         start = epoch.prefix(into)
         made = [self.make_key(start + key) for key in values]
+        fence_ms = local.fence_ms()
         after = self.script(
             keys=[self.make_key(epoch.key(server)), *made],
-            args=[timeout or 0, into, mode, server or "", *values.values()],
+            args=[timeout or 0, into, mode, server or "", fence_ms, *values.values()],
         )
         if after and after[0] == b"server":
             raise EpochMoved(after[1].decode())
         if after and after[0] == b"epoch":
             raise EpochMoved(server)
-        return dict(zip(values, after, strict=True))
+        local.fence_for(int(after[-1]) / 1000)
+        return dict(zip(values, after[:-1], strict=True))
 
 
 class _CacheEpochs:

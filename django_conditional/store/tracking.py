@@ -11,12 +11,9 @@ connection before it executed that command, and the copy is as fresh as the serv
 Any doubt forgets the whole copy: the connection closed or timed out, bytes that are not RESP3,
 an error reply, a reply nobody asked for, another process (a fork: ``check_pid``), an unknown push.
 The caller (``store.local``) decides when the copy may answer; see its docstring for the lease,
-the write fence and why no stale 304 follows a write's response.
-
-Sync callers hold a lock around every use (threads share one connection per process); asyncio
-callers have one connection per event loop, read by a reader callback and by ``drain``, both on
-the loop's thread. Nothing here blocks except ``call`` (sync), up to the socket timeout.
-"""
+the write fence and why no stale 304 follows a write's response. Sync callers hold a lock around every use (threads share one connection per process); asyncio
+callers have one connection per event loop, read by a reader callback and by ``drain``, both on the
+loop's thread. Nothing here blocks except ``call`` (sync), up to the socket timeout."""
 
 from __future__ import annotations
 
@@ -33,9 +30,13 @@ from typing import Any, Final
 from django_conditional.redis_adapter import Address
 from django_conditional.store import resp3
 
-__all__ = ["Doubt", "Tracked"]
+__all__ = ["HOLD", "Doubt", "Tracked"]
 
 _CHUNK: Final = 65536
+# A version read through leaves a holder mark in Redis for HOLD seconds (``store.local``); the copy
+# is used until HOLD_MARGIN before the mark can have expired, measured from the read's sending.
+HOLD: Final = 60.0
+HOLD_MARGIN: Final = 1.0
 
 
 class Doubt(ConnectionError):
@@ -49,6 +50,7 @@ class _Waiter:
     sent: float
     kind: str  # "mget", "info" or "ok"
     names: list[str] = field(default_factory=list)
+    marks: int = 0  # how many names after the first are held (marked) by this read
     future: asyncio.Future[object] | None = None
     result: object = None
     error: BaseException | None = None
@@ -62,6 +64,8 @@ class Tracked:
         self.address = address
         self.max_keys = max_keys
         self.values: dict[str, bytes | None] = {}
+        # Until when a held version may answer (its holder mark's life, see HOLD).
+        self.held_until: dict[str, float] = {}
         self.leased_at = -math.inf
         self.server: str | None = None
         self.sock: socket.socket | None = None
@@ -71,24 +75,24 @@ class Tracked:
         self._pid = os.getpid()
         self.hits = self.round_trips = self.flushes = self.connects = 0
 
-    # -- the copy --
-
     def forget(self) -> None:
         """Drop the whole local copy and the lease."""
         if self.values:
             self.flushes += 1
         self.values.clear()
+        self.held_until.clear()
         self.leased_at = -math.inf
 
     def lookup(self, names: list[str], lease: float) -> list[bytes | None] | None:
         """The held raw values of ``names`` (None: absent in Redis), or None when one is not held
         or the lease ran out (a fence was sent ``lease`` seconds ago or more)."""
-        if time.monotonic() - self.leased_at >= lease:
+        now = time.monotonic()
+        if now - self.leased_at >= lease:
             return None
-        values = self.values
+        values, held_until = self.values, self.held_until
         out: list[bytes | None] = []
         for name in names:
-            if name not in values:
+            if name not in values or held_until.get(name, math.inf) <= now:
                 return None
             out.append(values[name])
         return out
@@ -149,9 +153,11 @@ class Tracked:
         if keys is None:  # FLUSHDB / FLUSHALL: everything
             self.forget()
             return
-        values = self.values
+        values, held_until = self.values, self.held_until
         for key in keys:
-            values.pop(key.decode("utf-8", "surrogateescape"), None)
+            name = key.decode("utf-8", "surrogateescape")
+            values.pop(name, None)
+            held_until.pop(name, None)
 
     def _answer(self, value: object) -> None:
         if not self._waiting:
@@ -163,7 +169,7 @@ class Tracked:
             # Every invalidation queued before this command ran has been applied above.
             self.leased_at = max(self.leased_at, waiter.sent)
             if waiter.kind == "mget":
-                self._store(waiter.names, value)
+                self._store(waiter, value)
             elif waiter.kind == "info":
                 self._note_server(value)
             waiter.result = value
@@ -171,14 +177,19 @@ class Tracked:
         if waiter.future is not None and not waiter.future.done():
             waiter.future.set_result(None)
 
-    def _store(self, names: list[str], value: object) -> None:
+    def _store(self, waiter: _Waiter, value: object) -> None:
+        names = waiter.names
         if type(value) is not list or len(value) != len(names):
             raise Doubt("an MGET reply of the wrong shape")
-        values = self.values
+        values, held_until = self.values, self.held_until
         if len(values) + len(names) > self.max_keys:
             values.clear()  # bounded: dropping copies is always safe
+            held_until.clear()
         for name, raw in zip(names, value, strict=True):
             values[name] = raw
+        until = waiter.sent + HOLD - HOLD_MARGIN
+        for name in names[1 : 1 + waiter.marks]:
+            held_until[name] = until
 
     def _note_server(self, info: object) -> None:
         text = info.decode() if isinstance(info, bytes) else str(info)
@@ -200,8 +211,10 @@ class Tracked:
         steps.append(("info", resp3.command("INFO", "server")))
         return steps
 
-    def _queue(self, kind: str, data: bytes, names: list[str]) -> _Waiter:
-        waiter = _Waiter(time.monotonic(), kind, names)
+    def _queue(
+        self, kind: str, data: bytes, names: list[str], marks: int = 0
+    ) -> _Waiter:
+        waiter = _Waiter(time.monotonic(), kind, names, marks)
         if self.loop is not None:
             waiter.future = self.loop.create_future()
         self._waiting.append(waiter)
@@ -219,8 +232,6 @@ class Tracked:
         if waiter.error is not None:
             raise Doubt(f"the server refused: {waiter.error}") from waiter.error
         return waiter.result
-
-    # -- sync --
 
     def drain(self) -> None:
         """Apply whatever the server sent so far, without waiting (a zero-timeout poll)."""
@@ -267,8 +278,11 @@ class Tracked:
                 continue
         return self._checked(waiter)
 
-    def call(self, kind: str, names: list[str], *words: str | int) -> object:
-        """Send one command and read up to its reply (the caller holds the lock)."""
+    def call(
+        self, kind: str, names: list[str], *words: str | int, marks: int = 0
+    ) -> object:
+        """Send one command and read up to its reply (the caller holds the lock). ``marks``:
+        how many names after the first the command marks as held (see HOLD)."""
         try:
             if self.sock is None:
                 self.forget()
@@ -276,9 +290,7 @@ class Tracked:
                 self.connects += 1
                 for step, data in self._handshake():
                     self._wait(self._queue(step, data, []))
-            return self._wait(
-                self._queue(kind, data=resp3.command(*words), names=names)
-            )
+            return self._wait(self._queue(kind, resp3.command(*words), names, marks))
         except BaseException as exc:
             self.fail(exc)
             raise
@@ -317,7 +329,9 @@ class Tracked:
         await asyncio.wait_for(waiter.future, self.address.timeout)
         return self._checked(waiter)
 
-    async def acall(self, kind: str, names: list[str], *words: str | int) -> object:
+    async def acall(
+        self, kind: str, names: list[str], *words: str | int, marks: int = 0
+    ) -> object:
         """``call`` for the event loop this connection belongs to."""
         try:
             if self.sock is None:
@@ -327,7 +341,8 @@ class Tracked:
                 last = [self._queue(step, data, []) for step, data in self._handshake()]
                 for waiter in last:
                     await self._await(waiter)
-            return await self._await(self._queue(kind, resp3.command(*words), names))
+            waiter = self._queue(kind, resp3.command(*words), names, marks)
+            return await self._await(waiter)
         except BaseException as exc:
             self.fail(exc)
             raise
