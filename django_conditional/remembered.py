@@ -178,9 +178,10 @@ def remember(key: str, response: HttpResponseBase) -> None:
             cache.set(key, memo, conf.REMEMBER_HEADERS_TIMEOUT)
         else:
             cache.add(key, memo, conf.REMEMBER_HEADERS_TIMEOUT)
-    except Exception:  # the cache is an optimisation: never fail a response for it
-        _last_written.pop(key, None)
-        logger.warning("Could not remember headers in the cache", exc_info=True)
+    except (
+        Exception
+    ) as exc:  # the cache is an optimisation: never fail a response for it
+        _not_remembered(key, exc)
 
 
 async def aremember(key: str, response: HttpResponseBase) -> None:
@@ -193,17 +194,26 @@ async def aremember(key: str, response: HttpResponseBase) -> None:
             await cache.aset(key, memo, conf.REMEMBER_HEADERS_TIMEOUT)
         else:
             await cache.aadd(key, memo, conf.REMEMBER_HEADERS_TIMEOUT)
-    except Exception:
-        _last_written.pop(key, None)
-        logger.warning("Could not remember headers in the cache", exc_info=True)
+    except Exception as exc:
+        _not_remembered(key, exc)
+
+
+def _not_remembered(key: str, exc: Exception) -> None:
+    # An expected fault (the cache is down or restarting): one line, no traceback.
+    _last_written.pop(key, None)
+    logger.warning(
+        "Could not remember headers in the cache (%s: %s)", type(exc).__name__, exc
+    )
 
 
 def recall(key: str) -> dict[str, str]:
     try:
         return from_cache(caches[conf.CACHE_ALIAS].get(key), key)
-    except Exception:
+    except Exception as exc:
         logger.warning(
-            "Could not read remembered headers from the cache", exc_info=True
+            "Could not read remembered headers from the cache (%s: %s)",
+            type(exc).__name__,
+            exc,
         )
         return {}
 
@@ -211,8 +221,10 @@ def recall(key: str) -> dict[str, str]:
 async def arecall(key: str) -> dict[str, str]:
     try:
         return from_cache(await caches[conf.CACHE_ALIAS].aget(key), key)
-    except Exception:
+    except Exception as exc:
         logger.warning(
-            "Could not read remembered headers from the cache", exc_info=True
+            "Could not read remembered headers from the cache (%s: %s)",
+            type(exc).__name__,
+            exc,
         )
         return {}
