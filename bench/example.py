@@ -60,8 +60,17 @@ PAGES = [
     ("list-200", "/articles/", False),
     ("list-304", "/articles/", True),
     ("django-detail-304", "/bench/django/articles/{pk}/", True),
+    ("api-detail-304", "/api/articles/{pk}/", True),
+    ("api-list-304", "/api/articles/", True),
 ]
-COUNTED = ("detail-304", "list-304", "django-detail-304", "detail-200")
+COUNTED = (
+    "detail-304",
+    "list-304",
+    "api-detail-304",
+    "api-list-304",
+    "django-detail-304",
+    "detail-200",
+)
 
 
 def cases(pk: int) -> list[Case]:

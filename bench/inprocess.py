@@ -570,7 +570,7 @@ def micro_version_read(quick: bool = False) -> dict[str, float]:
     )
     if fastcache.is_fast(cache):
         reader: Any = fastcache._reader(cache)
-        connection = reader._idle[0][-1]  # the connection the reads above kept
+        connection = reader._idle[-1]  # the connection the reads above kept
 
         def ping() -> None:
             connection.send_command("PING")
@@ -580,7 +580,7 @@ def micro_version_read(quick: bool = False) -> dict[str, float]:
         # The same MGET through redis-py's client (what fastcache skips), on Django's pool.
         redis_cache: Any = cache
         client = redis_cache._cache.get_client()
-        made = reader.made_keys(cache, keys)
+        made = reader.made_keys(keys)
         results["CPU: redis-py Redis.mget (3 keys)"] = _per_call_cpu(
             lambda: client.mget(made)
         )

@@ -291,11 +291,12 @@ def targets(result: dict[str, Any]) -> list[Target]:
                 f"mw-{size}-app-304",
             )
     count = counts.get("versioned-304", {})
-    zero_one = count.get("queries") == 0 and count.get("cache") == 1
+    # One round trip at most: none when the local version cache answers (issue 16).
+    zero_one = count.get("queries") == 0 and 0 <= count.get("cache", -1) <= 1
     out.append(
         Target(
             7,
-            "version 304: zero DB queries, one cache round trip",
+            "version 304: zero DB queries, at most one cache round trip",
             f"{count.get('queries')} queries, {count.get('cache')} cache",
             zero_one,
         )
@@ -327,7 +328,7 @@ def targets(result: dict[str, Any]) -> list[Target]:
     out.append(
         Target(
             9,
-            "version 304: zero DB queries, exactly one cache round trip",
+            "version 304: zero DB queries, at most one cache round trip",
             f"{count.get('queries')} queries, {count.get('cache')} cache",
             zero_one,
         )

@@ -236,6 +236,12 @@ def smoke(output: Path) -> None:
     django.setup()
     from bench import inprocess
 
+    if os.environ.get("BENCH_REDIS_URL"):
+        # Versions cached by an earlier run over another database would stay pending (the
+        # database went back: see the notes of issue 16) and make the 304 read the database.
+        from bench.load_oracle import delete_redis_keys
+
+        delete_redis_keys(os.environ["BENCH_REDIS_URL"], "bench")
     inprocess.seed(rows=60)
     cases = inprocess.page_cases() + [
         case
@@ -253,6 +259,10 @@ def smoke(output: Path) -> None:
         "engine": inprocess.micro_engine(quick=True),
         "page_bytes": len(client.call(client.environ(cases[0]))[1]),
     }
+    if os.environ.get(
+        "BENCH_REDIS_URL"
+    ):  # the Redis micro-benchmarks reach private parts
+        result["version_read"] = inprocess.micro_version_read(quick=True)
     output.write_text(json.dumps(result, indent=2, sort_keys=True))
 
 

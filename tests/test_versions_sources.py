@@ -209,3 +209,14 @@ def test_auto_salt_follows_the_project_package(settings, tmp_path, monkeypatch):
     assert auto_deploy_salt() != first
     settings.ROOT_URLCONF = "no_such_module_anywhere.urls"  # skipped, not fatal
     assert isinstance(auto_deploy_salt(), str)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_versions_modified_costs_no_query_once_cached(django_assert_num_queries):
+    # Issue 16: the bump time is kept with the version in the cache, read in the same round trip.
+    key = versions.collection_key(Article)
+    Article.objects.create(author=Author.objects.create(name="a"), title="t")
+    first = timestamps.versions_modified([key])  # a miss may read the database and fill
+    with django_assert_num_queries(0):
+        assert timestamps.versions_modified([key]) == first
+        assert async_to_sync(timestamps.aversions_modified)([key]) == first

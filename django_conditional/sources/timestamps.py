@@ -13,8 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from asgiref.sync import sync_to_async
-from django.db import models, router
+from django.db import models
 from django.db.models import Max
 
 from django_conditional.validators import to_utc
@@ -58,18 +57,15 @@ async def alatest_modified(
 
 
 def versions_modified(keys: Iterable[str]) -> datetime | None:
-    """When the last of ``keys`` was bumped (one query on the version rows), None if none was."""
-    from django_conditional.models import ResourceVersion
+    """When the last of ``keys`` was bumped, None if none was: read with their versions from the
+    store (kept with each version in the cache, so no query once they are cached)."""
+    from django_conditional import versions
 
-    db = router.db_for_write(ResourceVersion)
-    latest = (
-        ResourceVersion._base_manager.using(db)
-        .filter(key__in=list(keys))
-        # Rows versions.lock() created are at version 0: never bumped, nothing changed.
-        .exclude(version=0)
-        .aggregate(latest=Max("updated_at"))["latest"]
-    )
-    return _utc(latest)
+    return versions.read(keys).last_changed()
 
 
-aversions_modified = sync_to_async(versions_modified)
+async def aversions_modified(keys: Iterable[str]) -> datetime | None:
+    """``versions_modified`` for async views."""
+    from django_conditional import versions
+
+    return (await versions.aread(keys)).last_changed()
