@@ -189,8 +189,11 @@ def counted(
         case, headers = plan[name]
         _restart_workers(server)
         _local_stats(stats)  # what the old workers wrote: not this case's
-        for _ in range(20):  # each new worker connects and fills its copy
-            load.request(server.port, "GET", case.path, headers)
+        # Steady state: every new worker connects, learns the server and fills its copy (one
+        # second of wrk on 4 connections reaches both; sequential requests may reach one).
+        load.run_wrk(
+            server.port, "GET", case.path, headers, b"", 1.0, expected=case.status
+        )
         transactions, sessions = _pg_counters(base, terminate=True)
         commands = _redis_commands(redis)
         outcome = load.run_wrk(

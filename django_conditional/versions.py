@@ -187,20 +187,48 @@ def _all_cached(plan: _Plan, cached: Mapping[str, object] | None) -> bool:
     return all(decode(cached.get(start + key)) is not None for key in plan.keys)
 
 
+def _learnt(plan: _Plan, cached: Mapping[str, object] | None) -> bool:
+    """Whether a read this process could not trust taught it what a second read needs: the
+    server's ``run_id`` (a new connection) or its live epoch (its first read of that server).
+    Then a new worker's first 304 costs a round trip more, not a database connection."""
+    if cached is None or plan.trusts(cached):
+        return False
+    server = fastcache.server_id(plan.backend)
+    if server != plan.server:
+        return server is not None
+    return not plan.epoch and epoch.adopt(server, cached.get(epoch.key(server)))
+
+
+def _get(plan: _Plan) -> Mapping[str, object] | None:
+    try:
+        return local.get_many(plan.backend, plan.cache_keys(), len(plan.keys))
+    except (
+        Exception
+    ) as exc:  # to the database: asking the failing cache again doubles the wait
+        store_cache.warn("get_many", exc)
+        return None
+
+
+async def _aget(plan: _Plan) -> Mapping[str, object] | None:
+    try:
+        return await local.aget_many(plan.backend, plan.cache_keys(), len(plan.keys))
+    except Exception as exc:
+        store_cache.warn("get_many", exc)
+        return None
+
+
 def read(keys: Iterable[str], extra_key: str | None = None) -> Snapshot:
     """The versions of ``keys`` and the value at ``extra_key``: one cache round trip; the database
     answers for the keys the cache missed (and they are filled). ``DatabaseError`` propagates."""
     plan = _plan(keys, extra_key)
     if not plan.keys and extra_key is None:
         return Snapshot({})
-    try:
-        cached: Mapping[str, object] | None = local.get_many(
-            plan.backend, plan.cache_keys(), len(plan.keys)
-        )
-    except Exception as exc:
-        # Straight to the database: asking the failing cache again would double the timeout.
-        store_cache.warn("get_many", exc)
-        cached = None
+    cached = _get(plan)
+    for _again in range(2):  # what a new process learns: the server, then its epoch
+        if not _learnt(plan, cached):
+            break
+        plan = _plan(keys, extra_key)
+        cached = _get(plan)
     return _complete(plan, cached)
 
 
@@ -209,13 +237,12 @@ async def aread(keys: Iterable[str], extra_key: str | None = None) -> Snapshot:
     plan = _plan(keys, extra_key)
     if not plan.keys and extra_key is None:
         return Snapshot({})
-    try:
-        cached: Mapping[str, object] | None = await local.aget_many(
-            plan.backend, plan.cache_keys(), len(plan.keys)
-        )
-    except Exception as exc:
-        store_cache.warn("get_many", exc)
-        cached = None
+    cached = await _aget(plan)
+    for _again in range(2):
+        if not _learnt(plan, cached):
+            break
+        plan = _plan(keys, extra_key)
+        cached = await _aget(plan)
     if _all_cached(plan, cached):
         return _complete(plan, cached)  # no I/O left
     return await sync_to_async(_complete)(plan, cached)

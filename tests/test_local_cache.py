@@ -21,7 +21,7 @@ from django.core.cache import caches
 from django.test import override_settings
 
 from django_conditional import versions
-from django_conditional.store import local, resp3
+from django_conditional.store import epoch, local, resp3
 from django_conditional.store.tracking import Tracked
 from tests.test_store_faults import REDIS_SERVER, Redis, caches_for
 
@@ -415,3 +415,15 @@ def test_stats_count_hits_and_round_trips(store: Redis) -> None:
     _held()
     counted: dict[str, Any] = local.stats()
     assert counted["hits"] >= 1 and counted["round_trips"] >= 1
+
+
+def test_a_new_processs_first_read_asks_the_cache_again_not_the_database(
+    store: Redis, django_assert_num_queries: Any
+) -> None:
+    # A new worker believes no epoch yet: its first read learns the live one from the epoch key
+    # it fetched and reads again (a round trip), instead of opening a database connection.
+    versions.bump(KEY)
+    assert _read() == 1
+    epoch.forget()
+    with django_assert_num_queries(0):
+        assert _read() == 1

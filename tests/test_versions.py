@@ -21,8 +21,8 @@ from django_conditional.models import ResourceVersion
 from django_conditional.signals import version_bumped
 from django_conditional.store import cache as store_cache
 from django_conditional.store import database as store_database
+from django_conditional.store import epoch, stamps
 from django_conditional.store import scripts as store_scripts
-from django_conditional.store import stamps
 from tests.testapp.models import Article, Author, Country, Tag
 
 
@@ -965,3 +965,25 @@ def test_overlapping_bumps_in_opposite_orders_do_not_deadlock():
         thread.join(timeout=120)
     assert errors == []
     assert versions.get_many(keys) == dict.fromkeys(keys, 60)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_processs_first_read_asks_the_cache_again_not_the_database(
+    django_assert_num_queries,
+):
+    # Issue 16: a process that believes no epoch yet (a new worker) learns the live one from
+    # the epoch key its read fetched, and reads again: no query when the versions are cached.
+    versions.bump("first-read:1")
+    assert versions.read(["first-read:1"]).versions == {"first-read:1": 1}
+    epoch.forget()
+    with django_assert_num_queries(0):
+        assert versions.read(["first-read:1"]).versions == {"first-read:1": 1}
+    epoch.forget()
+    with django_assert_num_queries(0):
+        found = async_to_sync(versions.aread)(["first-read:1"])
+    assert found.versions == {"first-read:1": 1}
+    # No epoch in the cache (a flush): the database answers, as before.
+    caches[conf.CACHE_ALIAS].clear()
+    epoch.forget()
+    with django_assert_num_queries(1):
+        assert versions.read(["first-read:1"]).versions == {"first-read:1": 1}

@@ -89,6 +89,15 @@ def establish(store: EpochStore, server: str | None) -> int:
     return _believe(server, found)
 
 
+def adopt(server: str | None, value: object) -> bool:
+    """Believe ``value``, read at ``server``'s epoch key, when it is an epoch (as ``establish``
+    does when it finds one); whether it is."""
+    found = _as_int(value)
+    if found:
+        _believe(server, found)
+    return bool(found)
+
+
 def live(store: EpochStore, server: str | None) -> int:
     """The epoch live now (0: none), read from the cache, for a writer after its commit."""
     found = _as_int(store.get(key(server)))
