@@ -283,7 +283,10 @@ def _async_shell(
         request: HttpRequest, *args: object, **kwargs: object
     ) -> HttpResponseBase:
         watch = observe.watch(request, source, source.view_id)
-        resolved = await source.aresolve(request, args, kwargs)
+        if watch is None:
+            resolved = await source.aresolve(request, args, kwargs)
+        else:
+            resolved = await watch.acounted(source.aresolve, request, args, kwargs)
         step = first = _before(request, source, resolved, declared)
         if step.load_key is not None:
             loaded = await remembered.arecall(step.load_key)

@@ -49,7 +49,7 @@ from django_conditional.preconditions import (
 from django_conditional.request import preconditions
 from django_conditional.store import local
 from django_conditional.store.database import database
-from django_conditional.validators import ETag
+from django_conditional.validators import ETag, Validators
 
 if TYPE_CHECKING:
     from django_conditional.versioned_views import VersionedSource
@@ -193,8 +193,10 @@ def _write(
     watch: observe.Watch | None,
 ) -> HttpResponseBase:
     with local.fenced(), transaction.atomic(using=database()):
-        before = versions.lock(source.keys(request, args, kwargs))
-        validators = source.locked_validators(request, args, kwargs, before)
+        if watch is None:
+            before, validators = _locked(source, request, args, kwargs)
+        else:  # the queries spent deciding, counted for the decision record
+            before, validators = watch.counted(_locked, source, request, args, kwargs)
         conditions = source.write_conditions(preconditions(request), validators)
         evaluation = evaluate(
             request.method or "POST",
@@ -212,6 +214,13 @@ def _write(
         response: HttpResponseBase = _run(view, request, args, kwargs)
         _stamp(response, source, request, before, write_etag)
     return response
+
+
+def _locked(
+    source: VersionedSource, request: HttpRequest, args: Args, kwargs: Kwargs
+) -> tuple[dict[str, int], Validators]:
+    before = versions.lock(source.keys(request, args, kwargs))
+    return before, source.locked_validators(request, args, kwargs, before)
 
 
 def _refused(

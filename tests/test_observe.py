@@ -9,9 +9,10 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from django.core.cache import caches
 from django.test import override_settings
 
-from django_conditional import observe
+from django_conditional import observe, versions
 from django_conditional.observe import export, record
 from django_conditional.signals import decision_made
 from django_conditional.store import local as store_local
@@ -114,6 +115,7 @@ def test_write_412_and_428(client, article, decisions):
         "PUT",
     )
     assert first.keys and first.round_trips == 0  # the locked rows, no cache
+    assert first.queries is not None and first.queries >= 1  # the lock, counted
     assert (second.outcome, second.status, second.label) == (
         "precondition-required",
         428,
@@ -121,13 +123,21 @@ def test_write_412_and_428(client, article, decisions):
     )
 
 
-def test_async_view_is_recorded_without_a_query_count(client, article, decisions):
+def test_async_view_is_recorded_with_its_query_count(client, article, decisions):
     url = f"/async/{article.pk}/"
     etag = _etag(client, url)
     decisions.clear()
     assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
     [(_, decision)] = decisions
-    assert decision.outcome == "not-modified" and decision.queries is None
+    assert decision.outcome == "not-modified" and decision.queries == 0
+    # A cold read (the versions gone from the cache) asks the database in a sync_to_async
+    # thread, on that thread's connection: counted all the same.
+    caches["default"].clear()
+    versions.clear_local_state()
+    decisions.clear()
+    assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+    [(_, decision)] = decisions
+    assert decision.queries is not None and decision.queries >= 1
 
 
 @override_settings(MIDDLEWARE=WITH_MIDDLEWARE)

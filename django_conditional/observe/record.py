@@ -7,12 +7,14 @@ something listens (``observe.watch`` returns None otherwise).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from time import perf_counter
 from typing import Any, Final, TypeVar
 
+from asgiref.sync import sync_to_async
 from django.db import connections
 from django.http import HttpRequest
 
@@ -44,7 +46,7 @@ class Decision:
     current validators the request was compared with; ``keys`` and ``versions`` what the version
     store was asked and answered. ``round_trips`` counts the cache reads the shell asked for (one
     per version read, one more when remembered headers were loaded apart); ``queries`` the
-    database queries spent deciding (None where not counted: async views, writes);
+    database queries spent deciding (None where not counted: the 428 refusal);
     ``local_cache`` whether a process-local version cache answered (None: there is none).
     ``duration`` is the time spent deciding, in seconds (the view's own time excluded).
     """
@@ -108,6 +110,30 @@ class _Queries:
         return execute(sql, params, many, context)
 
 
+# Async views: their queries run in ``sync_to_async`` threads, on those threads' connections,
+# not on the ones the event loop sees. A wrapper on those connections counts for the context that
+# set this (contexts follow ``sync_to_async`` calls), so concurrent requests count apart.
+_context_counter: ContextVar[_Queries | None] = ContextVar(
+    "django_conditional_queries", default=None
+)
+
+
+def _count_for_context(
+    execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any
+) -> Any:
+    counter = _context_counter.get()
+    if counter is not None:
+        counter.count += 1
+    return execute(sql, params, many, context)
+
+
+def _hook_thread_connections() -> None:
+    for alias in connections:
+        wrappers = connections[alias].execute_wrappers
+        if _count_for_context not in wrappers:
+            wrappers.append(_count_for_context)
+
+
 @contextmanager
 def counting(counter: _Queries) -> Iterator[None]:
     wrapped = [connections[alias] for alias in connections]
@@ -161,6 +187,19 @@ class Watch:
         counter = _Queries()
         with counting(counter):
             result = func(*args)
+        self.queries = (self.queries or 0) + counter.count
+        return result
+
+    async def acounted(self, func: Callable[..., Awaitable[_T]], *args: Any) -> _T:
+        """``await func(*args)``, counting the queries its ``sync_to_async`` calls run (one
+        thread hop first, while something listens: the hook on the sync thread's connections)."""
+        await sync_to_async(_hook_thread_connections)()
+        counter = _Queries()
+        token = _context_counter.set(counter)
+        try:
+            result = await func(*args)
+        finally:
+            _context_counter.reset(token)
         self.queries = (self.queries or 0) + counter.count
         return result
 
