@@ -283,10 +283,7 @@ def _async_shell(
         request: HttpRequest, *args: object, **kwargs: object
     ) -> HttpResponseBase:
         watch = observe.watch(request, source, source.view_id)
-        if watch is None:
-            resolved = await source.aresolve(request, args, kwargs)
-        else:
-            resolved = await watch.acounted(source.aresolve, request, args, kwargs)
+        resolved = await observe.aresolved(source, request, args, kwargs, watch)
         step = first = _before(request, source, resolved, declared)
         if step.load_key is not None:
             loaded = await remembered.arecall(step.load_key)
@@ -312,10 +309,7 @@ def _sync_shell(
         request: HttpRequest, *args: object, **kwargs: object
     ) -> HttpResponseBase:
         watch = observe.watch(request, source, source.view_id)
-        if watch is None:
-            resolved = source.resolve(request, args, kwargs)
-        else:
-            resolved = watch.counted(source.resolve, request, args, kwargs)
+        resolved = observe.resolved(source, request, args, kwargs, watch)
         step = first = _before(request, source, resolved, declared)
         if step.load_key is not None:
             loaded = remembered.recall(step.load_key)

@@ -39,7 +39,14 @@ from django.urls import Resolver404, get_script_prefix, resolve
 
 from django_conditional import observe, versions
 from django_conditional.conf import DEFAULT_REQUIRED_METHODS, conf
-from django_conditional.flow import Args, Kwargs, Resolved, View, Visible, visible_first
+from django_conditional.flow import (
+    Args,
+    Kwargs,
+    Resolved,
+    View,
+    Visible,
+    visible_first,
+)
 from django_conditional.preconditions import (
     IGNORING_METHODS,
     SAFE_METHODS,
@@ -228,8 +235,8 @@ def _refused(
     source: VersionedSource,
     resolved: Resolved,
     required: Sequence[str],
+    watch: observe.Watch | None,
 ) -> HttpResponseBase:
-    watch = observe.watch(request, source, source.view_id)
     if watch is not None:
         watch.read(resolved.keys, resolved.versions, 1 if resolved.keys else 0)
         watch.decided(None, resolved.validators, observe.PRECONDITION_REQUIRED)
@@ -267,8 +274,9 @@ def guard(
                 response: HttpResponseBase = await read_view(request, *args, **kwargs)
                 return response
             if refusal(request):
-                resolved = await source.aresolve(request, args, kwargs)
-                return _refused(request, source, resolved, required)
+                watch = observe.watch(request, source, source.view_id)
+                found = await observe.aresolved(source, request, args, kwargs, watch)
+                return _refused(request, source, found, required, watch)
             return await sync_to_async(write, thread_sensitive=True)(
                 view, source, request, args, kwargs, write_etag
             )
@@ -282,8 +290,9 @@ def guard(
             response: HttpResponseBase = read_view(request, *args, **kwargs)
             return response
         if refusal(request):
-            resolved = source.resolve(request, args, kwargs)
-            return _refused(request, source, resolved, required)
+            watch = observe.watch(request, source, source.view_id)
+            found = observe.resolved(source, request, args, kwargs, watch)
+            return _refused(request, source, found, required, watch)
         return write(view, source, request, args, kwargs, write_etag)
 
     return visible_first(view, cast(View, wraps(read_view)(_view)), visible)

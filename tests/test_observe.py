@@ -121,6 +121,7 @@ def test_write_412_and_428(client, article, decisions):
         428,
         "428",
     )
+    assert second.queries == 0  # the versions came from the cache
 
 
 def test_async_view_is_recorded_with_its_query_count(client, article, decisions):

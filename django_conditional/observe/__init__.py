@@ -20,7 +20,7 @@ returns ``response``. A request observed by a view is not observed again by the 
 from __future__ import annotations
 
 import logging
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponseBase
@@ -37,6 +37,9 @@ from django_conditional.signals import decision_made
 from django_conditional.store import cache as store_cache
 from django_conditional.store import local
 from django_conditional.validators import Validators
+
+if TYPE_CHECKING:  # the shells call these; nothing of theirs is needed at run time
+    from django_conditional.flow import Args, Kwargs, Resolved, ValidatorSource
 
 __all__ = [
     "PRECONDITION_REQUIRED",
@@ -102,6 +105,32 @@ def watch(
     found = Watch(request, cls, view)
     found.local_hits = _hits()
     return found
+
+
+def resolved(
+    source: ValidatorSource,
+    request: HttpRequest,
+    args: Args,
+    kwargs: Kwargs,
+    watch: Watch | None,
+) -> Resolved:
+    """``source.resolve(request, args, kwargs)``, its queries counted when ``watch`` is set."""
+    if watch is None:
+        return source.resolve(request, args, kwargs)
+    return watch.counted(source.resolve, request, args, kwargs)
+
+
+async def aresolved(
+    source: ValidatorSource,
+    request: HttpRequest,
+    args: Args,
+    kwargs: Kwargs,
+    watch: Watch | None,
+) -> Resolved:
+    """``source.aresolve``, its queries counted when ``watch`` is set."""
+    if watch is None:
+        return await source.aresolve(request, args, kwargs)
+    return await watch.acounted(source.aresolve, request, args, kwargs)
 
 
 def _hits() -> int | None:

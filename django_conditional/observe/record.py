@@ -46,7 +46,7 @@ class Decision:
     current validators the request was compared with; ``keys`` and ``versions`` what the version
     store was asked and answered. ``round_trips`` counts the cache reads the shell asked for (one
     per version read, one more when remembered headers were loaded apart); ``queries`` the
-    database queries spent deciding (None where not counted: the 428 refusal);
+    database queries spent deciding;
     ``local_cache`` whether a process-local version cache answered (None: there is none).
     ``duration`` is the time spent deciding, in seconds (the view's own time excluded).
     """
