@@ -238,8 +238,8 @@ class Settings:
     @property
     def LEASE_SECONDS(self) -> float:
         """T of the local cache: a local copy answers only while a reply came back on its tracking
-        connection for a command sent less than T ago, and a request that bumped versions waits T
-        after publishing them before its response leaves (``docs/local-cache.md``)."""
+        connection for a command sent less than T ago, and a request that replaced versions a
+        local copy may hold (their holder marks) waits T before its response leaves."""
         value: float = _setting("LEASE_SECONDS", 0.05)
         return value
 
