@@ -283,7 +283,7 @@ def _async_shell(
         request: HttpRequest, *args: object, **kwargs: object
     ) -> HttpResponseBase:
         watch = observe.watch(request, source, source.view_id)
-        resolved = await observe.aresolved(source, request, args, kwargs, watch)
+        resolved = await observe.acounted(watch, source.aresolve, request, args, kwargs)
         step = first = _before(request, source, resolved, declared)
         if step.load_key is not None:
             loaded = await remembered.arecall(step.load_key)
@@ -309,7 +309,7 @@ def _sync_shell(
         request: HttpRequest, *args: object, **kwargs: object
     ) -> HttpResponseBase:
         watch = observe.watch(request, source, source.view_id)
-        resolved = observe.resolved(source, request, args, kwargs, watch)
+        resolved = observe.counted(watch, source.resolve, request, args, kwargs)
         step = first = _before(request, source, resolved, declared)
         if step.load_key is not None:
             loaded = remembered.recall(step.load_key)

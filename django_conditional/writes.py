@@ -39,14 +39,7 @@ from django.urls import Resolver404, get_script_prefix, resolve
 
 from django_conditional import observe, versions
 from django_conditional.conf import DEFAULT_REQUIRED_METHODS, conf
-from django_conditional.flow import (
-    Args,
-    Kwargs,
-    Resolved,
-    View,
-    Visible,
-    visible_first,
-)
+from django_conditional.flow import Args, Kwargs, Resolved, View, Visible, visible_first
 from django_conditional.preconditions import (
     IGNORING_METHODS,
     SAFE_METHODS,
@@ -200,10 +193,10 @@ def _write(
     watch: observe.Watch | None,
 ) -> HttpResponseBase:
     with local.fenced(), transaction.atomic(using=database()):
-        if watch is None:
-            before, validators = _locked(source, request, args, kwargs)
-        else:  # the queries spent deciding, counted for the decision record
-            before, validators = watch.counted(_locked, source, request, args, kwargs)
+        # The queries spent deciding, counted for the decision record.
+        before, validators = observe.counted(
+            watch, _locked, source, request, args, kwargs
+        )
         conditions = source.write_conditions(preconditions(request), validators)
         evaluation = evaluate(
             request.method or "POST",
@@ -275,7 +268,9 @@ def guard(
                 return response
             if refusal(request):
                 watch = observe.watch(request, source, source.view_id)
-                found = await observe.aresolved(source, request, args, kwargs, watch)
+                found = await observe.acounted(
+                    watch, source.aresolve, request, args, kwargs
+                )
                 return _refused(request, source, found, required, watch)
             return await sync_to_async(write, thread_sensitive=True)(
                 view, source, request, args, kwargs, write_etag
@@ -291,7 +286,7 @@ def guard(
             return response
         if refusal(request):
             watch = observe.watch(request, source, source.view_id)
-            found = observe.resolved(source, request, args, kwargs, watch)
+            found = observe.counted(watch, source.resolve, request, args, kwargs)
             return _refused(request, source, found, required, watch)
         return write(view, source, request, args, kwargs, write_etag)
 

@@ -20,7 +20,8 @@ returns ``response``. A request observed by a view is not observed again by the 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Final, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeVar
 
 from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponseBase
@@ -38,14 +39,13 @@ from django_conditional.store import cache as store_cache
 from django_conditional.store import local
 from django_conditional.validators import Validators
 
-if TYPE_CHECKING:  # the shells call these; nothing of theirs is needed at run time
-    from django_conditional.flow import Args, Kwargs, Resolved, ValidatorSource
-
 __all__ = [
     "PRECONDITION_REQUIRED",
     "Decision",
     "Watch",
+    "acounted",
     "answered",
+    "counted",
     "finish",
     "listening",
     "watch",
@@ -55,6 +55,7 @@ logger = logging.getLogger("django_conditional.decisions")
 _errors = logging.getLogger("django_conditional")
 _OBSERVED: Final = "_django_conditional_observed"
 _Response = TypeVar("_Response", bound=HttpResponseBase)
+_T = TypeVar("_T")
 
 
 # Whether a setting turns observation on (``CONDITIONAL_SERVER_TIMING``, ``CONDITIONAL_METRICS``),
@@ -107,30 +108,16 @@ def watch(
     return found
 
 
-def resolved(
-    source: ValidatorSource,
-    request: HttpRequest,
-    args: Args,
-    kwargs: Kwargs,
-    watch: Watch | None,
-) -> Resolved:
-    """``source.resolve(request, args, kwargs)``, its queries counted when ``watch`` is set."""
-    if watch is None:
-        return source.resolve(request, args, kwargs)
-    return watch.counted(source.resolve, request, args, kwargs)
+def counted(watch: Watch | None, func: Callable[..., _T], *args: Any) -> _T:
+    """``func(*args)``, its queries counted for ``watch`` when a decision is watched."""
+    return func(*args) if watch is None else watch.counted(func, *args)
 
 
-async def aresolved(
-    source: ValidatorSource,
-    request: HttpRequest,
-    args: Args,
-    kwargs: Kwargs,
-    watch: Watch | None,
-) -> Resolved:
-    """``source.aresolve``, its queries counted when ``watch`` is set."""
-    if watch is None:
-        return await source.aresolve(request, args, kwargs)
-    return await watch.acounted(source.aresolve, request, args, kwargs)
+async def acounted(
+    watch: Watch | None, func: Callable[..., Awaitable[_T]], *args: Any
+) -> _T:
+    """``counted`` for async code (queries of its ``sync_to_async`` calls included)."""
+    return await (func(*args) if watch is None else watch.acounted(func, *args))
 
 
 def _hits() -> int | None:
