@@ -191,12 +191,14 @@ def _learnt(plan: _Plan, cached: Mapping[str, object] | None) -> bool:
     """Whether a read this process could not trust taught it what a second read needs: the
     server's ``run_id`` (a new connection) or its live epoch (its first read of that server).
     Then a new worker's first 304 costs a round trip more, not a database connection."""
-    if cached is None or plan.trusts(cached):
+    if cached is None:
         return False
     server = fastcache.server_id(plan.backend)
     if server != plan.server:
         return server is not None
-    return not plan.epoch and epoch.adopt(server, cached.get(epoch.key(server)))
+    if plan.epoch:
+        return False  # an epoch believed: ``_complete`` decides whether the read is trusted
+    return epoch.adopt(server, cached.get(epoch.key(server)))
 
 
 def _get(plan: _Plan) -> Mapping[str, object] | None:
