@@ -178,9 +178,8 @@ def remember(key: str, response: HttpResponseBase) -> None:
             cache.set(key, memo, conf.REMEMBER_HEADERS_TIMEOUT)
         else:
             cache.add(key, memo, conf.REMEMBER_HEADERS_TIMEOUT)
-    except (
-        Exception
-    ) as exc:  # the cache is an optimisation: never fail a response for it
+    # The cache is an optimisation: never fail a response for it.
+    except Exception as exc:
         _not_remembered(key, exc)
 
 

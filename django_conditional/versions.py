@@ -204,9 +204,8 @@ def _learnt(plan: _Plan, cached: Mapping[str, object] | None) -> bool:
 def _get(plan: _Plan) -> Mapping[str, object] | None:
     try:
         return local.get_many(plan.backend, plan.cache_keys(), len(plan.keys))
-    except (
-        Exception
-    ) as exc:  # to the database: asking the failing cache again doubles the wait
+    # To the database: asking the failing cache again would double the wait.
+    except Exception as exc:
         store_cache.warn("get_many", exc)
         return None
 

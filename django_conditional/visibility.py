@@ -7,8 +7,9 @@ its answer holds exactly as long as those versions do: any change to that data b
 and a bumped version is another memo key. So a True answer is remembered per view, keys, versions
 and time of their last bump, in a bounded table of this process, and the check runs again after any
 bump. The versions come from the view's own read, made first and kept for its decision (one read
-per request; the local version cache makes it free); a stale memo would need stale versions, which would make the 304 itself stale anyway. Only True is
-remembered (the view of a hidden resource runs anyway); unsafe methods always run the check.
+per request; the local version cache makes it free); a stale memo would need stale versions, which
+would make the 304 itself stale anyway. Only True is remembered (the view of a hidden resource runs
+anyway); unsafe methods always run the check.
 """
 
 from __future__ import annotations

@@ -190,9 +190,11 @@ return redis.call('MGET', unpack(KEYS))
 """
 
 
+_HOLD_MS: Final = int(HOLD * 1000)
+
+
 def _read_through(made: list[str], versions: int) -> list[str | int]:
-    hold_ms = int(HOLD * 1000)
-    return ["EVAL", _HOLD_READ, len(made), *made, hold_ms, versions]
+    return ["EVAL", _HOLD_READ, len(made), *made, _HOLD_MS, versions]
 
 
 def get_many(cache: BaseCache, names: list[str], versions: int) -> dict[str, object]:

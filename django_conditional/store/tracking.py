@@ -11,9 +11,10 @@ connection before it executed that command, and the copy is as fresh as the serv
 Any doubt forgets the whole copy: the connection closed or timed out, bytes that are not RESP3,
 an error reply, a reply nobody asked for, another process (a fork: ``check_pid``), an unknown push.
 The caller (``store.local``) decides when the copy may answer; see its docstring for the lease,
-the write fence and why no stale 304 follows a write's response. Sync callers hold a lock around every use (threads share one connection per process); asyncio
-callers have one connection per event loop, read by a reader callback and by ``drain``, both on the
-loop's thread. Nothing here blocks except ``call`` (sync), up to the socket timeout."""
+the write fence and why no stale 304 follows a write's response. Sync callers hold a lock around
+every use (threads share one connection per process); asyncio callers have one connection per
+event loop, read by a reader callback and by ``drain``, both on the loop's thread. Nothing here
+blocks except ``call`` (sync), up to the socket timeout."""
 
 from __future__ import annotations
 
