@@ -10,7 +10,7 @@ from unittest import mock
 
 import pytest
 from django.core.cache import caches
-from django.test import override_settings
+from django.test import RequestFactory, override_settings
 
 from django_conditional import observe, versions
 from django_conditional.observe import export, record
@@ -296,3 +296,36 @@ def test_local_cache_field_follows_the_local_caches_hits(
     decisions.clear()
     client.get(f"/articles/{article.pk}/")
     assert decisions[0][1].local_cache is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_async_decisions_count_their_own_queries():
+    # Two watched decisions in flight at once on one event loop, their queries interleaved on
+    # the one sync thread: each record counts its own (1 and 3), none of the other's.
+    import asyncio
+
+    from asgiref.sync import async_to_sync, sync_to_async
+    from django.db import connection
+
+    from django_conditional.observe.record import Watch
+
+    def query() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+
+    async def decide(queries: int, pause: float) -> Watch:
+        watch = Watch(RequestFactory().get("/"), Watch, "test")
+
+        async def resolve() -> None:
+            for _ in range(queries):
+                await sync_to_async(query)()
+                await asyncio.sleep(pause)
+
+        await watch.acounted(resolve)
+        return watch
+
+    async def both() -> tuple[Watch, Watch]:
+        return await asyncio.gather(decide(1, 0.02), decide(3, 0.005))
+
+    one, three = async_to_sync(both)()
+    assert (one.queries, three.queries) == (1, 3)
