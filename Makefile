@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # bench: make bench profiles with pyinstrument, and mypy checks bench/ against it.
 # drf: the Django REST framework integration (django_conditional.drf) and its tests.
+# django-redis: the fast path on django-redis and Redis Sentinel, and their tests.
 # debug, metrics: the debug-toolbar panel and the exporters, and their tests; docs: make docs.
-EXTRAS ?= test,dev,bench,drf,debug,metrics,docs
+EXTRAS ?= test,dev,bench,drf,debug,metrics,docs,django-redis
 
 # Modules holding the RFC 9110 precondition logic: they must stay at 100% branch coverage.
 # Only the ones that exist are gated, so the gate never fails on a file that is not written yet.
@@ -40,6 +41,7 @@ typecheck: venv
 pytest: venv
 	scripts/ensure-chromium
 	scripts/ensure-nginx
+	scripts/ensure-redis-sentinel
 	scripts/ensure-varnish
 	$(PY) -m pytest --cov --cov-branch --cov-report=term-missing $(PYTEST_ARGS)
 ifneq ($(strip $(COVERAGE_GATE)),)

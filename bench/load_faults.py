@@ -7,6 +7,10 @@ run's own, faults injected into it while the load runs, and the workers' local-c
   ``FLUSHDB`` and a restart (an empty server with a new ``run_id``);
 - ``--no-local`` (``CONDITIONAL_LOCAL_CACHE = False``), ``--no-fence`` (the control:
   ``CONDITIONAL_WRITE_FENCE = False``), ``--lease`` (``CONDITIONAL_LEASE_SECONDS``);
+- ``--django-redis``: the cache is django-redis's ``RedisCache`` (same server);
+- ``--sentinel``: a Redis Sentinel group of the run's own (``tests.redis_topology``: a primary, a
+  replica, three sentinels) behind django-redis's Sentinel client, and, with ``--faults``, a
+  forced ``SENTINEL FAILOVER`` in a cycle (each waits until the old master is a replica again);
 - every gunicorn worker appends its ``store.local.stats()`` to a file when it exits (a gunicorn
   ``worker_exit`` hook): reads answered from memory and reads that made a round trip on the
   tracking connection, counted there.
@@ -40,6 +44,8 @@ def worker_exit(server, worker):
 def add_options(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--own-redis", action="store_true", help="a redis-server of the run's own")
+    add("--django-redis", action="store_true", help="django-redis's RedisCache")
+    add("--sentinel", action="store_true", help="a Sentinel group of the run's own")
     add("--faults", action="store_true", help="pause, kill, flush, restart (own Redis)")
     add("--no-local", action="store_true", help="CONDITIONAL_LOCAL_CACHE = False")
     add("--no-fence", action="store_true", help="the control: no writer's wait")
@@ -56,11 +62,36 @@ def settings(args: argparse.Namespace) -> str:
         lines.append("CONDITIONAL_WRITE_FENCE = False")
     if args.lease is not None:
         lines.append(f"CONDITIONAL_LEASE_SECONDS = {args.lease!r}")
-    if args.own_redis:
+    if args.own_redis and not args.django_redis:
         lines.append(
             'CACHES["default"]["OPTIONS"] = {"socket_timeout": 5}  # noqa: F405'
         )
+    topology = getattr(args, "topology", None)
+    if topology is not None:
+        entry = topology.django_redis_cache_settings(db=0, SOCKET_TIMEOUT=5)
+        lines.append(
+            f'CACHES["default"] = {{**{entry!r}, "KEY_PREFIX": CACHES["default"]["KEY_PREFIX"]}}  # noqa: F405'
+        )
     return "".join(line + "\n" for line in lines)
+
+
+def start_sentinel(directory: Path) -> Any:
+    """A Sentinel group of the run's own (``--sentinel``)."""
+    from tests.redis_topology import SentinelTopology
+
+    topology = SentinelTopology(directory / "sentinel")
+    topology.start()
+    return topology
+
+
+def fail_over(topology: Any, stop: threading.Event, done: list[str]) -> None:
+    """A forced failover, then 3 s of calm, until ``stop``: what was done goes to ``done``."""
+    while not stop.wait(3.0):
+        began = time.monotonic()
+        address = topology.failover()
+        done.append(
+            f"{began:.3f} failover to {address[1]} ({time.monotonic() - began:.1f}s)"
+        )
 
 
 class OwnRedis:
@@ -140,7 +171,12 @@ def start_faults(
     server: OwnRedis | None, args: argparse.Namespace, stop: threading.Event
 ) -> list[str]:
     done: list[str] = []
-    if args.faults:
+    topology = getattr(args, "topology", None)
+    if args.faults and topology is not None:
+        threading.Thread(
+            target=fail_over, args=(topology, stop, done), daemon=True
+        ).start()
+    elif args.faults:
         if server is None:
             raise SystemExit("--faults needs --own-redis")
         threading.Thread(target=inject, args=(server, stop, done), daemon=True).start()
@@ -191,3 +227,10 @@ def report(path: Path, conditional_304: int) -> None:
         # Every round trip is charged to a 304: a lower bound of the 304s that made none.
         free = max(0, conditional_304 - totals["round_trips"]) / conditional_304
         print(f"  304s without a round trip (lower bound): {free:.1%}")
+
+
+def report_log(path: Path) -> None:
+    """Print how often the workers logged what the store did about a failover or a fault."""
+    text = path.read_text(errors="replace") if path.exists() else ""
+    for what in ("retired the epoch", "could not retire", "using the database"):
+        print(f"worker log lines with {what!r}: {text.count(what)}")

@@ -411,6 +411,9 @@ def run(args: argparse.Namespace) -> int:
             own.start()
             redis_url = own.url
         args.own = own
+        args.topology = (
+            load_faults.start_sentinel(module_dir) if args.sentinel else None
+        )
         settings = (
             SETTINGS.format(prefix=prefix)
             + (LOCAL_CACHE if args.local_cache else "")
@@ -418,6 +421,8 @@ def run(args: argparse.Namespace) -> int:
         )
         (module_dir / "load_oracle_settings.py").write_text(settings)
         env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+        if args.django_redis or args.sentinel:
+            env["REDIS_CACHE_BACKEND"] = "django-redis"
         env.update(
             DATABASE_URL=database_url(base, name),
             REDIS_URL=redis_url,
@@ -439,10 +444,13 @@ def run(args: argparse.Namespace) -> int:
                     module_dir / "local-stats.jsonl",
                     getattr(args, "count_304", 0) + getattr(args, "steady_304", 0),
                 )
+                load_faults.report_log(server.log_path)
             recreate_database(base, name, drop_only=True)
+            if args.topology is not None:
+                args.topology.stop()
             if own is not None:
                 own.stop()
-            else:
+            elif args.topology is None:
                 delete_redis_keys(redis_url, prefix)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Info, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.middleware.gzip import GZipMiddleware
 from django.middleware.http import (
     ConditionalGetMiddleware as DjangoConditionalGetMiddleware,
@@ -276,45 +276,8 @@ def check_shared_cache(
     return []
 
 
-def check_replicas(
-    app_configs: Sequence[object] | None = None, **kwargs: object
-) -> list[CheckMessage]:
-    """I011/E015: with several Redis ``LOCATION``s, versions must come from the primary."""
-    from django.core.cache import caches
-
-    from django_conditional import redis_adapter
-
-    config = settings.CACHES.get(conf.CACHE_ALIAS, {})
-    location = config.get("LOCATION")
-    servers = location.split(",") if isinstance(location, str) else list(location or [])
-    cache = caches[conf.CACHE_ALIAS]
-    if len(servers) < 2 or not redis_adapter.is_redis_cache(cache):
-        return []
-    if redis_adapter.backend(cache) is not None:
-        return [
-            Info(
-                f"CONDITIONAL_CACHE_ALIAS {conf.CACHE_ALIAS!r} lists {len(servers)} Redis "
-                f"servers: versions are read and written on the first ({servers[0]}), the "
-                "primary; Django reads its other keys from a random replica.",
-                id="django_conditional.I011",
-            )
-        ]
-    return [
-        Error(
-            f"CONDITIONAL_CACHE_ALIAS {conf.CACHE_ALIAS!r} lists {len(servers)} Redis servers "
-            "but its versions would be read through Django's cache API, which reads from a "
-            "random replica: a lagging replica would answer 304 for a superseded version.",
-            hint=(
-                "Use Django's own RedisCache with CONDITIONAL_REDIS_FAST_PATH = True (the "
-                "default; versions then go to the first LOCATION), or point "
-                "CONDITIONAL_CACHE_ALIAS at a cache with the primary only."
-            ),
-            id="django_conditional.E015",
-        )
-    ]
-
-
 def register_checks() -> None:
+    from django_conditional.redis_checks import check_cluster, check_replicas
     from django_conditional.viewchecks import check_versioned_views
 
     register("django_conditional", Tags.urls)(check_versioned_views)
@@ -323,3 +286,4 @@ def register_checks() -> None:
     register("django_conditional")(check_compression)
     register(Tags.caches)(check_shared_cache)
     register("django_conditional", Tags.caches)(check_replicas)
+    register("django_conditional", Tags.caches, deploy=True)(check_cluster)

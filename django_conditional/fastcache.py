@@ -1,30 +1,22 @@
 """Cache reads for the version store: one round trip, and little CPU around it.
 
 ``get_many(cache, keys)`` is a drop-in for ``cache.get_many(keys)`` (a value the serializer
-cannot read is reported missing). For Django's ``RedisCache`` it skips what makes that call
-expensive: a new ``redis.Redis`` client per call, every key validated again, and redis-py's command
-machinery, each costing about what the round trip costs. Here a pool is built once per process and
-configuration as Django builds the cache's (described by ``redis_adapter``, the one module that
-reads Django's private API), only for its connection class and options, always to the primary
-(the first ``LOCATION``): connections made with them are kept on a small stack (one per thread or task that reads at the same time, taken and given
-back without a lock). The keys Django would make (``KEY_PREFIX``, ``VERSION``, ``KEY_FUNCTION``)
-are computed once per key string, and all of them are fetched with one ``MGET`` written straight
-to the connection. Values are decoded by the cache's own serializer.
+cannot read is reported missing). For Django's ``RedisCache`` and django-redis it skips what
+makes that call expensive (a new client per call, every key validated again, redis-py's command
+machinery). Connections are made with the connection class and options of the cache's own pool
+to the primary (described by ``redis_adapter``), kept on a small stack (one per thread or task
+reading at once, taken and given back without a lock); the cache's key names are computed once
+per key string; all keys are fetched with one ``MGET`` written straight to the connection, and
+decoded as the cache decodes them. ``get_ints`` reports anything but a plain ``int`` missing.
 
-``get_ints`` is the version read: a value that is not a plain ``int`` (Django's
-``RedisSerializer`` stores ints unpickled) is reported missing, without unpickling anything.
-
-Nothing read is kept in the process: every call asks the cache, so a version bumped by another
-worker is seen by the next read. What is kept is only the connections (and the key strings). A
-forked worker never uses its parent's connections.
-
-Any other backend, a subclass that changes how ``RedisCache`` reads, redis-py's client-side
-caching, or a Django whose private API differs, goes through the public cache API, with the same
-results. Errors of the cache propagate as they would from ``cache.get_many`` (the version store
-catches them and uses the database); a kept connection that the server closed (a restart) is
-replaced once, as redis-py's own retry would. A connection that failed in any way is closed,
-never reused. The async variants use ``redis.asyncio`` connections of their own per event loop,
-with the options of the cache's pool, so an async view never blocks its loop nor hops to a thread.
+Nothing read is kept in the process: every call asks the cache. A forked worker never uses its
+parent's connections. Any other backend, a subclass, redis-py's client-side caching, or a Django
+whose private API differs goes through the public cache API, with the same results. Errors
+propagate as from ``cache.get_many`` (the version store then uses the database); a kept
+connection the server closed (a restart) is replaced once, as redis-py's own retry would; a
+connection that failed is closed, never reused. The async variants use ``redis.asyncio``
+connections of their own per event loop (Sentinel's options have no asyncio twin here: a
+thread), so an async view does not block its loop.
 """
 
 from __future__ import annotations
@@ -63,7 +55,7 @@ def _packed(connection: Any, keys: list[str], kept: bool) -> Any:
     # A new connection also asks which server it reached, in the same round trip.
     if kept:
         return connection.pack_command("MGET", *keys)
-    return connection.pack_commands([("INFO", "server"), ("MGET", *keys)])
+    return connection.pack_commands([("INFO",), ("MGET", *keys)])
 
 
 def _take(idle: list[Any], template: Any) -> tuple[Any, bool]:
@@ -93,8 +85,8 @@ class _RedisReader:
 
         self._retried: tuple[type[BaseException], ...] = (RedisConnectionError,)
         self._pid = os.getpid()
-        # The run_id of the server the newest connection reached: a restart, a failover or a
-        # restore from a snapshot changes it (``versions`` then distrusts the cached epoch).
+        # The identity of the server the newest connection reached (``server_identity``): a
+        # restart, a failover or a restore changes it (``versions`` then distrusts the epoch).
         self.server_id: str | None = None
         self._idle: list[Any] = []
         self._async_idle: weakref.WeakKeyDictionary[
@@ -119,11 +111,8 @@ class _RedisReader:
     # -- connections --
 
     def _note_server(self, info: object) -> None:
-        """Remember the ``run_id`` of the server a new connection reached (``INFO server``)."""
-        text = info.decode() if isinstance(info, bytes) else str(info)
-        for line in text.splitlines():
-            if line.startswith("run_id:"):
-                self.server_id = line[7:].strip()
+        """Remember which server (life and mastership) a new connection reached (``INFO``)."""
+        self.server_id = redis_adapter.server_identity(info)
 
     def _idle_connections(self) -> list[Any]:
         if self._pid != os.getpid():
@@ -132,12 +121,24 @@ class _RedisReader:
             self._pid = os.getpid()
         return self._idle
 
+    def leave(self) -> None:
+        idle, self._idle = self._idle, []
+        self._async_idle = weakref.WeakKeyDictionary()  # closed with their loops
+        self.server_id = None
+        for connection in idle:
+            with suppress(Exception):
+                connection.disconnect()
+
     def mget(self, keys: list[str]) -> list[Any]:
         """``MGET keys`` on a kept connection: one round trip."""
         idle = self._idle_connections()
         connection, kept = _take(idle, self._template)
         while True:
             try:
+                if (
+                    not kept
+                ):  # as redis-py's pools do: Sentinel's connections locate here
+                    connection.connect()
                 connection.send_packed_command(_packed(connection, keys, kept))
                 if not kept:
                     self._note_server(connection.read_response())
@@ -154,7 +155,10 @@ class _RedisReader:
             return raw
 
     async def amget(self, keys: list[str]) -> list[Any]:
-        """``mget`` for async code, on connections of the running event loop."""
+        """``mget`` for async code, on connections of the running event loop (in a thread when
+        the cache's options have no asyncio equivalent: Sentinel's, ...)."""
+        if self._described.new_async_pool is None:
+            return await sync_to_async(self.mget, thread_sensitive=False)(keys)
         loop = asyncio.get_running_loop()
         found = self._async_idle.get(loop)
         if found is None:
@@ -162,7 +166,8 @@ class _RedisReader:
             # connections would otherwise keep them alive.
             for closed in [old for old in self._async_idle if old.is_closed()]:
                 del self._async_idle[closed]
-            found = self._async_idle[loop] = (self._async_template(), [])
+            template = self._described.new_async_pool()
+            found = self._async_idle[loop] = (template, [])
         template, idle = found
         connection, kept = _take(idle, template)
         while True:
@@ -180,16 +185,6 @@ class _RedisReader:
                 raise
             idle.append(connection)
             return raw
-
-    def _async_template(self) -> Any:
-        import redis.asyncio
-
-        options = dict(self._described.pool_options)
-        # The sync parser class of Django's pool has no place in an asyncio connection.
-        options.pop("parser_class", None)
-        return redis.asyncio.ConnectionPool.from_url(
-            self._described.primary_url, **options
-        )
 
     # -- decoding --
 
@@ -259,8 +254,8 @@ def _reader(cache: Any) -> _RedisReader | None:
 
 
 def server_id(cache: BaseCache) -> str | None:
-    """The ``run_id`` of the Redis server the fast path reads from (None: not known, or not the
-    fast path)."""
+    """The identity of the Redis server the fast path reads from (``server_identity``; None: not
+    known, or not the fast path)."""
     reader = _reader(cache)
     if reader is None:
         return None
@@ -268,17 +263,22 @@ def server_id(cache: BaseCache) -> str | None:
         with suppress(
             Exception
         ):  # unreachable: the read that follows fails the same way
-            reader.mget(
-                [_PROBE]
-            )  # a new connection: INFO server in the same round trip
+            reader.mget([_PROBE])  # a new connection: INFO in the same round trip
     return reader.server_id
 
 
 def note_server(cache: BaseCache, server: str | None) -> None:
-    """Record the ``run_id`` a writer found on the server (it restarted, or failed over)."""
+    """Record the server identity a writer found (the server restarted, or failed over)."""
     reader = _reader(cache)
     if reader is not None and server:
         reader.server_id = server
+
+
+def reconnect(cache: BaseCache) -> None:
+    """Close the kept connections: the next read makes new ones (and learns the server anew)."""
+    reader = _reader(cache)
+    if reader is not None:
+        reader.leave()
 
 
 def is_fast(cache: BaseCache) -> bool:

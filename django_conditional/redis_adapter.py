@@ -1,17 +1,21 @@
-"""The one place that touches private APIs of Django's ``RedisCache`` (Django 4.2 to 6.x).
+"""The one place that touches private APIs of Django's ``RedisCache`` (Django 4.2 to 6.x) and
+describes django-redis's ``RedisCache`` (through its public ``get_redis_connection``).
 
 ``backend(cache)`` checks, once per cache object, that ``cache`` is exactly Django's
 ``RedisCache`` with its own client and serializer and that every private attribute used here
-exists; it returns a ``RedisBackend`` describing it, or None, and everything else then goes
-through the public cache API. ``CONDITIONAL_REDIS_FAST_PATH = False`` turns the fast path off.
+exists, or exactly django-redis's with its ``DefaultClient`` or ``SentinelClient``; it returns a
+``RedisBackend`` describing it, or None, and everything else then goes through the public cache
+API. ``CONDITIONAL_REDIS_FAST_PATH = False`` turns the fast path off.
 
 With several ``LOCATION``s Django writes to the first server and reads from a random replica;
 versions are read and written on the first (the primary) only: a lagging replica would answer
-with a superseded version.
+with a superseded version. Under Sentinel, the primary is the master Sentinel names at each
+connect.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -40,6 +44,14 @@ class Address:
     db: int
     timeout: float | None
     connect_timeout: float | None
+    # Sentinel: asked at each connect, as redis-py's Sentinel connections do.
+    locate: Callable[[], tuple[str, int]] | None = None
+
+    def endpoint(self) -> tuple[str, int]:
+        """The host and port to connect to now."""
+        if self.locate is not None:
+            return self.locate()
+        return self.host or "localhost", self.port
 
 
 # Connection options a raw connection honours; any other (TLS, credential providers, ...) means
@@ -53,15 +65,18 @@ _PLAIN_OPTIONS: Final = frozenset(
     | {"orig_socket_connect_timeout", "protocol", "parser_class"}
     # Who the client says it is (CLIENT SETINFO; Django 6.1 passes driver_info): no effect on the wire.
     | {"driver_info", "lib_name", "lib_version"}
+    # A Sentinel connection's pool: where it asks for the master (``locate``).
+    | {"connection_pool"}
 )
 
 
-def _address(pool: Any) -> Address | None:
+def _address(pool: Any, locate: Callable[[], tuple[str, int]] | None) -> Address | None:
     from redis.connection import Connection, UnixDomainSocketConnection
 
     options = pool.connection_kwargs
-    if pool.connection_class not in (Connection, UnixDomainSocketConnection):
-        return None
+    plain = (Connection, UnixDomainSocketConnection)
+    if (locate is None) != (pool.connection_class in plain):
+        return None  # another connection class (TLS, ...), or Sentinel's without its locator
     if set(options) - _PLAIN_OPTIONS:
         return None
     timeout = options.get("socket_timeout")
@@ -74,39 +89,83 @@ def _address(pool: Any) -> Address | None:
         db=int(options.get("db") or 0),
         timeout=timeout,
         connect_timeout=options.get("socket_connect_timeout", timeout),
+        locate=locate,
     )
+
+
+_RUN_ID: Final = re.compile(r"^run_id:(\w+)", re.MULTILINE)
+_REPLID: Final = re.compile(r"^master_replid:(\w+)", re.MULTILINE)
+
+
+def server_identity(info: object) -> str | None:
+    """Which server life, in which mastership, answered ``INFO``: ``<run_id>.<master_replid>``.
+    A restart changes the run_id; a promotion changes the replication id, also on a server that
+    was the master before (a failback), whose old epoch key came back to it by replication.
+    The write script (``store.scripts``) computes the same."""
+    if isinstance(info, dict):  # as redis-py parses it
+        run, replication = info.get("run_id"), info.get("master_replid")
+    else:
+        text = info.decode(errors="replace") if isinstance(info, bytes) else str(info)
+        run, replication = _RUN_ID.search(text), _REPLID.search(text)
+        run, replication = run and run[1], replication and replication[1]
+    if not run:
+        return None
+    return f"{run}.{replication}" if replication else str(run)
 
 
 @dataclass(frozen=True)
 class RedisBackend:
-    """What the fast path needs of one ``RedisCache``: where its primary is, how to connect, decode
-    and name keys."""
+    """What the fast path needs of one Redis cache: how to reach its primary (after a failover
+    Sentinel names another), how to decode values and name keys."""
 
-    primary_url: str
-    servers: tuple[str, ...]
-    pool_class: Any
-    pool_options: dict[str, object]
     loads: Callable[[bytes], object]
     plain_ints: bool
     make_key: Callable[[str], str]
-    client_class: Any
     fingerprint: tuple[object, ...]
+    new_pool: Callable[[], Any]
+    new_client: Callable[[], Any]
+    # None: async reads run the sync read in a thread (no asyncio pool with the same options).
+    new_async_pool: Callable[[], Any] | None = None
+    # Sentinel: where the master is now, and the other servers of its group.
+    locate: Callable[[], tuple[str, int]] | None = None
+    peers: Callable[[], list[tuple[str, int]]] | None = None
 
     def primary_pool(self) -> Any:
-        """A new connection pool to the primary, built as Django builds the cache's own."""
-        return self.pool_class.from_url(self.primary_url, **self.pool_options)
+        """A connection pool to the primary; its connection class and options make new ones."""
+        return self.new_pool()
 
     def primary_address(self) -> Address | None:
         """The primary's address for a raw RESP3 connection, None when its options ask for more
         than a plain TCP or Unix socket with a password (TLS, a credential provider, ...)."""
         try:
-            return _address(self.primary_pool())
+            return _address(self.primary_pool(), self.locate)
         except Exception:
             return None
 
     def primary_client(self) -> Any:
-        """A redis-py client on a new pool to the primary (for writes and scripts)."""
-        return self.client_class(connection_pool=self.primary_pool())
+        """A redis-py client on the primary (for writes and scripts)."""
+        return self.new_client()
+
+    def peer_client(self, host: str, port: int) -> Any:
+        """A redis-py client on another server of the group, as the primary's is configured
+        (credentials, database, timeouts)."""
+        import redis
+
+        options = self.primary_pool().connection_kwargs
+        kept: dict[str, Any] = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
+        kept.update(
+            (name, options[name]) for name in _PEER_OPTIONS if options.get(name)
+        )
+        return redis.Redis(host=host, port=port, **kept)
+
+
+_PEER_OPTIONS: Final = (
+    "username",
+    "password",
+    "db",
+    "socket_timeout",
+    "socket_connect_timeout",
+)
 
 
 def is_redis_cache(cache: BaseCache) -> bool:
@@ -116,6 +175,11 @@ def is_redis_cache(cache: BaseCache) -> bool:
     except ImportError:  # pragma: no cover - redis-py missing
         return False
     return isinstance(cache, RedisCache)
+
+
+def is_django_redis(cache: object) -> bool:
+    """Whether ``cache`` is django-redis's ``RedisCache`` (fast path or not)."""
+    return type(cache).__module__ == "django_redis.cache"
 
 
 def _describe(cache: object) -> RedisBackend | None:
@@ -132,15 +196,22 @@ def _describe(cache: object) -> RedisBackend | None:
     for name in _PRIVATE:
         getattr(client, name)
     servers = tuple(client._servers)
+    pool_class, pool_options = client._pool_class, dict(client._pool_options)
+
+    def new_pool() -> Any:
+        return pool_class.from_url(servers[0], **pool_options)
+
+    def new_async_pool() -> Any:
+        import redis.asyncio
+
+        # The sync parser class of Django's pool has no place in an asyncio connection.
+        options = {k: v for k, v in pool_options.items() if k != "parser_class"}
+        return redis.asyncio.ConnectionPool.from_url(servers[0], **options)
+
     return RedisBackend(
-        primary_url=servers[0],
-        servers=servers,
-        pool_class=client._pool_class,
-        pool_options=dict(client._pool_options),
         loads=client._serializer.loads,
         plain_ints=type(client._serializer) is RedisSerializer,
         make_key=cache.make_and_validate_key,
-        client_class=client._client,
         fingerprint=(
             servers,
             repr(sorted(options.items())),
@@ -148,7 +219,108 @@ def _describe(cache: object) -> RedisBackend | None:
             cache.version,
             cache.key_func,
         ),
+        new_pool=new_pool,
+        new_client=lambda: client._client(connection_pool=new_pool()),
+        new_async_pool=new_async_pool,
     )
+
+
+# -- django-redis (its public API: ``get_redis_connection``, the client's ``decode``) --
+
+_STAMP_TEXT: Final = re.compile(rb"V(-?\d+\|\d+|pending:-?\d+)\n\.")
+
+
+def _alias_of(cache: object) -> str | None:
+    from django.conf import settings
+    from django.core.cache import caches
+
+    return next((alias for alias in settings.CACHES if caches[alias] is cache), None)
+
+
+def _stamp_or(decode: Callable[[bytes], object]) -> Callable[[bytes], object]:
+    # The store's values are written by its Lua script as a protocol-0 pickle of their text
+    # (``store.stamps``): read here whatever SERIALIZER and COMPRESSOR the cache uses.
+    def loads(raw: bytes) -> object:
+        found = _STAMP_TEXT.fullmatch(raw)
+        return found[1].decode() if found else decode(raw)
+
+    return loads
+
+
+def _describe_django_redis(cache: Any) -> RedisBackend | None:
+    try:
+        from django_redis import get_redis_connection
+        from django_redis.cache import RedisCache
+        from django_redis.client import DefaultClient, SentinelClient
+    except ImportError:
+        return None
+    # Herd, sharded and custom clients read and write their own way.
+    if type(cache) is not RedisCache or type(cache.client) not in (
+        DefaultClient,
+        SentinelClient,
+    ):
+        return None
+    alias = _alias_of(cache)
+    if alias is None:
+        return None
+    client = get_redis_connection(
+        alias, write=True
+    )  # the primary (Sentinel: the master)
+    pool = client.connection_pool
+    sentinel = getattr(pool, "sentinel_manager", None)
+    if getattr(pool, "cache", None) is not None:
+        return None  # redis-py's client-side caching: reads through the cache API
+    if sentinel is not None and not getattr(pool, "is_master", False):
+        return None  # not the master's pool: a replica's answers may lag
+    options = dict(pool.connection_kwargs)
+    return RedisBackend(
+        loads=_stamp_or(cache.client.decode),
+        plain_ints=True,  # DefaultClient.encode stores every int as a plain integer
+        make_key=lambda key: str(cache.make_key(key)),
+        fingerprint=(
+            "django-redis",
+            id(pool),
+            cache.key_prefix,
+            cache.version,
+            cache.key_func,
+        ),
+        new_pool=lambda: pool,
+        new_client=lambda: client,
+        new_async_pool=None if sentinel is not None else _async_pool(pool, options),
+        locate=None if sentinel is None else pool.get_master_address,
+        peers=None
+        if sentinel is None
+        else (lambda: sentinel.discover_slaves(pool.service_name)),
+    )
+
+
+# Options an asyncio connection takes as the sync one does.
+_ASYNC_OPTIONS: Final = frozenset(
+    {"host", "port", "path", "username", "password", "db", "socket_timeout"}
+    | {
+        "socket_connect_timeout",
+        "socket_keepalive",
+        "client_name",
+        "health_check_interval",
+    }
+)
+
+
+def _async_pool(pool: Any, options: dict[str, Any]) -> Callable[[], Any] | None:
+    import redis.asyncio
+    from redis.connection import Connection, UnixDomainSocketConnection
+
+    kinds: dict[type[Any], type[Any]] = {
+        Connection: redis.asyncio.Connection,
+        UnixDomainSocketConnection: redis.asyncio.UnixDomainSocketConnection,
+    }
+    kind = kinds.get(pool.connection_class)
+    # Options beyond the plain ones (TLS, a credential provider) have no sure asyncio twin here;
+    # the plain ones it lacks are the sync client's own bookkeeping (parser, retry, notices).
+    if kind is None or set(options) - _PLAIN_OPTIONS:
+        return None
+    kept = {k: v for k, v in options.items() if k in _ASYNC_OPTIONS}
+    return lambda: redis.asyncio.ConnectionPool(connection_class=kind, **kept)
 
 
 def backend(cache: BaseCache) -> RedisBackend | None:
@@ -159,7 +331,10 @@ def backend(cache: BaseCache) -> RedisBackend | None:
     found = cache.__dict__.get(_ATTRIBUTE)
     if found is None:
         try:
-            found = _describe(cache) if is_redis_cache(cache) else None
+            if is_redis_cache(cache):
+                found = _describe(cache)
+            else:
+                found = _describe_django_redis(cache)
         except Exception:  # the private API changed: the public one still works
             found = None
         cache.__dict__[_ATTRIBUTE] = _NONE if found is None else found

@@ -4,6 +4,7 @@
 ``TEST_DATABASE_NAME``  name of the PostgreSQL test database created by the test runner (SQLite tests stay
 in memory: a named SQLite test database would be a file shared by every run in the same directory).
 ``REDIS_URL``  redis://host:port/db  -> Redis cache; else the local-memory cache.
+``REDIS_CACHE_BACKEND``  ``django`` (Django's own ``RedisCache``, the default) or ``django-redis``.
 """
 
 from __future__ import annotations
@@ -59,6 +60,21 @@ def _postgres_from_url(url: str) -> dict[str, Any]:
     }
 
 
+REDIS_BACKENDS = {
+    "django": "django.core.cache.backends.redis.RedisCache",
+    "django-redis": "django_redis.cache.RedisCache",
+}
+
+
+def _redis_backend(env: dict[str, str] | os._Environ[str]) -> str:
+    name = env.get("REDIS_CACHE_BACKEND", "").strip() or "django"
+    if name not in REDIS_BACKENDS:
+        raise ValueError(
+            f"REDIS_CACHE_BACKEND must be one of {sorted(REDIS_BACKENDS)}, not {name!r}"
+        )
+    return REDIS_BACKENDS[name]
+
+
 def cache_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
     """Return ``CACHES["default"]``: Redis when ``REDIS_URL`` is set, else the local-memory cache."""
     env = os.environ if environ is None else environ
@@ -69,10 +85,7 @@ def cache_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
             raise ValueError(
                 f"REDIS_URL must use redis://, rediss:// or unix://, not {scheme!r}"
             )
-        return {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": url,
-        }
+        return {"BACKEND": _redis_backend(env), "LOCATION": url}
     return {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "LOCATION": "django-conditional",

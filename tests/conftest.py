@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from django.conf import settings
 
+from example_project.env import REDIS_BACKENDS
+
 
 @pytest.fixture
 def clean_versions() -> Iterator[None]:
@@ -52,10 +54,7 @@ def postgres_available() -> None:
 @pytest.fixture
 def redis_available() -> None:
     """Skip unless the default cache is Redis (REDIS_URL=redis://...) and it answers."""
-    if (
-        settings.CACHES["default"]["BACKEND"]
-        != "django.core.cache.backends.redis.RedisCache"
-    ):
+    if settings.CACHES["default"]["BACKEND"] not in REDIS_BACKENDS.values():
         pytest.skip("needs Redis: set REDIS_URL=redis://127.0.0.1:6379/0")
     from django.core.cache import cache
 
@@ -63,6 +62,21 @@ def redis_available() -> None:
         cache.get("django-conditional-ping")
     except Exception as exc:  # the redis client raises its own ConnectionError family
         pytest.skip(f"Redis at {os.environ.get('REDIS_URL')} does not answer: {exc}")
+
+
+@pytest.fixture
+def redis_process(tmp_path: Any) -> Iterator[Any]:
+    """A redis-server of the test's own (``tests.test_store_faults.Redis``), stopped after."""
+    from tests.test_store_faults import REDIS_SERVER, Redis
+
+    if REDIS_SERVER is None:
+        pytest.skip("needs redis-server on the PATH")
+    started = Redis(tmp_path / "redis")
+    started.start()
+    try:
+        yield started
+    finally:
+        started.stop()
 
 
 def find_chromium() -> str | None:
@@ -90,10 +104,7 @@ def pytest_collection_modifyitems(
     on_postgres = (
         settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
     )
-    on_redis = (
-        settings.CACHES["default"]["BACKEND"]
-        == "django.core.cache.backends.redis.RedisCache"
-    )
+    on_redis = settings.CACHES["default"]["BACKEND"] in REDIS_BACKENDS.values()
     skip_pg = pytest.mark.skip(
         reason="needs PostgreSQL: set DATABASE_URL=postgres://..."
     )

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
-from django_conditional import checks
+from django_conditional import checks, redis_checks
 from django_conditional.middleware import ConditionalGetMiddleware
 from django_conditional.sources import content
 
@@ -244,21 +244,74 @@ REPLICATED = {
 }
 
 
-def test_i011_replicas_read_versions_on_the_primary():
-    with override_settings(CACHES=REPLICATED):
-        messages = checks.check_replicas()
+REDIS_BACKENDS = pytest.mark.parametrize(
+    "backend",
+    ["django.core.cache.backends.redis.RedisCache", "django_redis.cache.RedisCache"],
+    ids=["django", "django-redis"],
+)
+
+
+def _replicated(backend: str) -> dict:
+    return {"default": {**REPLICATED["default"], "BACKEND": backend}}
+
+
+@REDIS_BACKENDS
+def test_i011_replicas_read_versions_on_the_primary(backend):
+    with override_settings(CACHES=_replicated(backend)):
+        messages = redis_checks.check_replicas()
     assert [m.id for m in messages] == ["django_conditional.I011"]
     assert "redis://127.0.0.1:1/0" in messages[0].msg
 
 
-def test_e015_replicas_without_the_fast_path_are_refused():
-    with override_settings(CACHES=REPLICATED, CONDITIONAL_REDIS_FAST_PATH=False):
-        messages = checks.check_replicas()
+@REDIS_BACKENDS
+def test_e015_replicas_without_the_fast_path_are_refused(backend):
+    with override_settings(
+        CACHES=_replicated(backend), CONDITIONAL_REDIS_FAST_PATH=False
+    ):
+        messages = redis_checks.check_replicas()
     assert [m.id for m in messages] == ["django_conditional.E015"]
 
 
 def test_one_server_or_another_backend_needs_no_replica_check():
-    assert checks.check_replicas() == []
+    assert redis_checks.check_replicas() == []
     single = {"default": {**REPLICATED["default"], "LOCATION": "redis://127.0.0.1:1/0"}}
     with override_settings(CACHES=single):
-        assert checks.check_replicas() == []
+        assert redis_checks.check_replicas() == []
+
+
+@pytest.mark.parametrize("cluster", [True, False], ids=["cluster", "single"])
+def test_w016_a_redis_cluster_node_is_told(tmp_path, cluster):
+    from tests.test_store_faults import REDIS_SERVER, Redis, caches_for
+
+    if REDIS_SERVER is None:
+        pytest.skip("needs redis-server on the PATH")
+    from example_project.serving import free_port
+
+    # The cluster bus port is the port + 10000 unless named: a free one of its own.
+    bus = ("--cluster-port", str(free_port()))
+    extra = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", *bus)
+    server = Redis(tmp_path / "redis", *(extra if cluster else ()))
+    server.start()
+    try:
+        with override_settings(CACHES=caches_for(server.url)):
+            messages = redis_checks.check_cluster()
+    finally:
+        server.stop()
+    assert [message.id for message in messages] == (
+        ["django_conditional.W016"] if cluster else []
+    )
+
+
+def test_w016_is_silent_when_the_server_is_unreachable():
+    from example_project.serving import free_port
+
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    with override_settings(
+        CACHES={
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": url,
+            }
+        }
+    ):
+        assert redis_checks.check_cluster() == []

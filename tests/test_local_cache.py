@@ -13,7 +13,6 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,13 +32,8 @@ LONG = 3600.0  # a lease that never runs out during a test
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Redis]:
-    started = Redis(tmp_path / "redis")
-    started.start()
-    try:
-        yield started
-    finally:
-        started.stop()
+def server(redis_process: Redis) -> Redis:
+    return redis_process
 
 
 @pytest.fixture

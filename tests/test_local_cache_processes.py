@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -108,13 +107,8 @@ for line in sys.stdin:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Redis]:
-    started = Redis(tmp_path / "redis")
-    started.start()
-    try:
-        yield started
-    finally:
-        started.stop()
+def server(redis_process: Redis) -> Redis:
+    return redis_process
 
 
 def _readers(tmp_path: Path, url: str, count: int) -> list[subprocess.Popen[str]]:

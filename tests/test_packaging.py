@@ -215,6 +215,15 @@ class TestCacheFromEnv:
         with pytest.raises(ValueError):
             cache_from_env(environ={"REDIS_URL": "memcached://127.0.0.1:11211"})
 
+    def test_django_redis_on_request(self):
+        environ = {"REDIS_URL": "redis://h/1", "REDIS_CACHE_BACKEND": "django-redis"}
+        assert (
+            cache_from_env(environ=environ)["BACKEND"]
+            == "django_redis.cache.RedisCache"
+        )
+        with pytest.raises(ValueError, match="REDIS_CACHE_BACKEND"):
+            cache_from_env(environ={**environ, "REDIS_CACHE_BACKEND": "memcached"})
+
 
 @pytest.mark.postgres
 @pytest.mark.django_db
@@ -234,9 +243,12 @@ def test_suite_runs_on_postgresql_when_database_url_is_set():
 @pytest.mark.redis
 def test_suite_caches_in_redis_when_redis_url_is_set(redis_available):
     from django.core.cache import cache, caches
-    from django.core.cache.backends.redis import RedisCache
+    from django.utils.module_loading import import_string
 
-    assert isinstance(caches["default"], RedisCache)
+    from example_project.env import REDIS_BACKENDS
+
+    backend = REDIS_BACKENDS[os.environ.get("REDIS_CACHE_BACKEND") or "django"]
+    assert type(caches["default"]) is import_string(backend)
     cache.set("django-conditional-packaging-probe", "yes", 30)
     try:
         assert cache.get("django-conditional-packaging-probe") == "yes"

@@ -680,6 +680,7 @@ def test_redis_custom_serializer_uses_the_cache_api(settings):
     custom = {
         "default": {
             **settings.CACHES["default"],
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "OPTIONS": {"serializer": "tests.test_versions.Serializer"},
         }
     }

@@ -113,6 +113,19 @@ def fill(backend: BaseCache, into: int, values: Mapping[str, Stamp]) -> None:
         warn("add", exc)
 
 
+def _mark(backend: BaseCache, marks: dict[str, str]) -> None:
+    server = fastcache.server_id(backend)
+    into = epoch.establish(epoch_store(backend), server)
+    if not into:
+        return
+    writer = monotonic_writer(backend)
+    if writer is not None:
+        writer.write("mark", server, into, marks, conf.PENDING_TIMEOUT)
+        return
+    start = epoch.prefix(into)
+    backend.set_many({start + k: v for k, v in marks.items()}, conf.PENDING_TIMEOUT)
+
+
 def mark_pending(keys: Iterable[str]) -> None:
     """Before a bump commits: mark its keys pending in the live epoch (see ``PENDING``)."""
     timeout = conf.VERSION_CACHE_TIMEOUT
@@ -121,16 +134,11 @@ def mark_pending(keys: Iterable[str]) -> None:
     backend = cache()
     marks = dict.fromkeys(keys, PENDING)
     try:
-        server = fastcache.server_id(backend)
-        into = epoch.establish(epoch_store(backend), server)
-        if not into:
-            return
-        writer = monotonic_writer(backend)
-        if writer is not None:
-            writer.write("mark", server, into, marks, conf.PENDING_TIMEOUT)
-            return
-        start = epoch.prefix(into)
-        backend.set_many({start + k: v for k, v in marks.items()}, conf.PENDING_TIMEOUT)
+        for _attempt in range(2):
+            try:
+                return _mark(backend, marks)
+            except epoch.Retired:
+                continue  # its connections are closed: the next asks Sentinel for the master
     except EpochMoved:
         return
     except Exception as exc:
@@ -209,6 +217,8 @@ def publish(db: str, committed: dict[str, Stamp]) -> bool:
             except EpochMoved as moved:
                 server = moved.server
                 fastcache.note_server(backend, server)
+            except epoch.Retired:  # a failover: the connections were closed, ask again
+                server = fastcache.server_id(backend)
         raise EpochMoved(server)  # the server keeps changing: leave the marks to expire
     except Exception as exc:  # the cache, or the database read, failed
         warn("set_many", exc)

@@ -7,8 +7,14 @@ kept in the cache at ``<KEY_PREFIX>:<schema>:epoch:<server>``, where ``<server>`
 - a ``FLUSHDB`` (or an eviction of the epoch key) leaves no epoch: the next reader makes a new
   one, and every version is read from the database again;
 - a restart (from a snapshot or not), a failover or a restore puts a server with another
-  ``run_id`` in front of the data: its epoch key has another name, so nothing the old server life
-  cached is trusted, whatever the snapshot holds.
+  identity (``run_id`` and replication id, ``redis_adapter.server_identity``) in front of the
+  data: its epoch key has another name, so nothing the old server life cached is trusted,
+  whatever the snapshot or the replication stream holds;
+- under Sentinel, a process that makes the first epoch on a server first **retires** the other
+  servers of the group: it writes ``retired`` into their own epoch key (``EpochStore.retire_others``).
+  A former master that still takes commands (Sentinel reconfigures it seconds after the
+  failover) is then trusted by nobody, and whoever reads ``retired`` drops its connections and
+  asks Sentinel again (``Retired``), so no process caches on two masters at once.
 
 Every read fetches the epoch key in its one round trip and trusts the versions only when it
 holds the epoch the process expected; writers publish (after their commit) only into the epoch
@@ -25,6 +31,7 @@ from django_conditional.conf import conf
 
 SCHEMA: Final = "v3"  # bump when the meaning of cached values changes
 ANY_SERVER: Final = "any"
+RETIRED: Final = "retired"
 _lock = threading.Lock()
 # (cache alias, server) -> the epoch this process last saw there.
 _believed: dict[tuple[str, str], int] = {}
@@ -61,6 +68,10 @@ def forget() -> None:
         _believed.clear()
 
 
+class Retired(Exception):
+    """The server's epoch key says ``retired``: a failover made another server the master."""
+
+
 class EpochStore(Protocol):
     """Reads and adds the epoch key on the primary (``store.cache.epoch_store``)."""
 
@@ -70,6 +81,9 @@ class EpochStore(Protocol):
 
     def delete(self, name: str) -> object: ...
 
+    def retire_others(self, server: str | None) -> None:
+        """Make every other server of the group untrusted (Sentinel; else nothing)."""
+
 
 def establish(store: EpochStore, server: str | None) -> int:
     """The live epoch of ``server``: the one the cache holds, else a new one (made with ``add``,
@@ -78,10 +92,13 @@ def establish(store: EpochStore, server: str | None) -> int:
     raw = store.get(name)
     found = _as_int(raw)
     if not found:
+        if raw in (RETIRED, RETIRED.encode()):
+            raise Retired(server)
         if raw is not None:
             # A foreign value where the epoch lives: ``add`` would never replace it, and every
             # read would go to the database for good. Only a value nobody trusts is removed.
             store.delete(name)
+        store.retire_others(server)
         store.add(name, secrets.randbits(48) + 1)
         found = _as_int(store.get(name))
         if not found:  # evicted at once, or the cache refuses: trust nothing

@@ -65,8 +65,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from django_conditional import fastcache, redis_adapter
 from django_conditional.conf import conf
+from django_conditional.store.epoch import RETIRED
 from django_conditional.store.stamps import is_held
-from django_conditional.store.tracking import HOLD, Tracked
+from django_conditional.store.tracking import HOLD, Doubt, Tracked
 
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
@@ -172,8 +173,12 @@ def _usable(raw: list[bytes | None], versions: int) -> bool:
     return all(is_held(raw[index]) for index in range(versions + 1))
 
 
-def _noted(cache: BaseCache, tracked: Tracked) -> None:
-    # A new connection learnt the run_id of the server: tell the store (a restart, a failover).
+def _noted(cache: BaseCache, tracked: Tracked, raw: list[bytes | None]) -> None:
+    if (
+        raw[0] == _RETIRED
+    ):  # a failover retired this server: ask Sentinel again next time
+        tracked.fail(Doubt("the server was retired"))
+    # A new connection learnt which server it reached: tell the store (a restart, a failover).
     if tracked.server is not None and fastcache.server_id(cache) != tracked.server:
         fastcache.note_server(cache, tracked.server)
 
@@ -191,6 +196,7 @@ return redis.call('MGET', unpack(KEYS))
 
 
 _HOLD_MS: Final = int(HOLD * 1000)
+_RETIRED: Final = RETIRED.encode()
 
 
 def _read_through(made: list[str], versions: int) -> list[str | int]:
@@ -216,8 +222,8 @@ def get_many(cache: BaseCache, names: list[str], versions: int) -> dict[str, obj
             tracked.round_trips += 1
             words = _read_through(made, versions)
             raw = tracked.call("mget", made, *words, marks=versions)  # type: ignore[assignment]
-    _noted(cache, tracked)
-    assert raw is not None
+        assert raw is not None
+        _noted(cache, tracked, raw)
     return side.decode(names, raw)
 
 
@@ -239,8 +245,8 @@ async def aget_many(
         tracked.round_trips += 1
         words = _read_through(made, versions)
         raw = await tracked.acall("mget", made, *words, marks=versions)  # type: ignore[assignment]
-    _noted(cache, tracked)
     assert raw is not None
+    _noted(cache, tracked, raw)
     return side.decode(names, raw)
 
 
@@ -265,6 +271,13 @@ def fence_ms() -> int:
     """A whole fence in milliseconds (``T`` and the margin, rounded up): how long the holder
     mark a writer leaves lasts."""
     return math.ceil((conf.LEASE_SECONDS + _MARGIN) * 1000)
+
+
+def fence_now() -> None:
+    """Wait a whole fence here (a former master was retired: copies read from it may be used
+    until ``T`` has passed)."""
+    if _fencing():
+        time.sleep(conf.LEASE_SECONDS + _MARGIN)
 
 
 def fence_for(seconds: float) -> None:

@@ -6,19 +6,22 @@ server that is no longer live (see ``store.epoch``); a pending mark keeps the ve
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from django_conditional import redis_adapter
+from django_conditional import fastcache, redis_adapter
 from django_conditional.store import epoch, local
 
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
 
+logger = logging.getLogger("django_conditional")
+
 
 # KEYS[1]: the epoch key, KEYS[2..]: version keys. ARGV[1]: ttl (0: none), ARGV[2]: the epoch the
-# caller writes into, ARGV[3]: "fill", "publish", "mark" or "set", ARGV[4]: the run_id of the server the
-# caller believes it writes to, ARGV[5]: the writer's fence in ms, ARGV[6..]: the values. Nothing is
+# caller writes into, ARGV[3]: "fill", "publish", "mark" or "set", ARGV[4]: the identity of the server
+# the caller believes it writes to (``redis_adapter.server_identity``), ARGV[5]: the writer's fence in ms, ARGV[6..]: the values. Nothing is
 # written unless that server and that epoch are still live. Versions only grow in absolute value:
 # neither a slow publisher nor a reader that read the database before a commit moves one back; a
 # reader's fill never replaces anything (a pending mark included); "mark" and "set" (corrections)
@@ -28,6 +31,8 @@ if TYPE_CHECKING:
 # lasts as long; a writer's mark still there asks for what is left of it; no mark, no wait.
 _WRITE: Final = """
 local server = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+local replid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)')
+if replid then server = server .. '.' .. replid end
 if server ~= ARGV[4] then return {'server', server} end
 local epoch = redis.call('GET', KEYS[1])
 if epoch ~= ARGV[2] then return {'epoch', epoch or ''} end
@@ -95,6 +100,7 @@ class MonotonicWriter:
     """Writes versions to the primary of Django's ``RedisCache`` through the ``_WRITE`` script."""
 
     def __init__(self, described: redis_adapter.RedisBackend) -> None:
+        self.described = described
         self.client = described.primary_client()
         self.script: Any = self.client.register_script(_WRITE)
         self.make_key = described.make_key
@@ -141,15 +147,26 @@ class _CacheEpochs:
     def delete(self, name: str) -> object:
         return self.backend.delete(name)
 
+    def retire_others(self, server: str | None) -> None:
+        return None  # one server, or replicas Django never writes to
+
 
 class _PrimaryEpochs:
-    """The epoch key on the primary of Django's RedisCache (never a lagging replica)."""
+    """The epoch key on the primary of a Redis cache (never a lagging replica)."""
 
-    def __init__(self, writer: MonotonicWriter) -> None:
+    def __init__(self, writer: MonotonicWriter, backend: BaseCache) -> None:
         self.writer = writer
+        self.backend = backend
 
     def get(self, name: str) -> object:
-        return self.writer.client.get(self.writer.make_key(name))
+        raw = self.writer.client.get(self.writer.make_key(name))
+        if raw == epoch.RETIRED.encode():
+            leave(self.writer, self.backend)
+        return raw
+
+    def retire_others(self, server: str | None) -> None:
+        if retire_peers(self.writer.described, server):
+            local.fence_now()  # copies read from a former master: unused once ``T`` has passed
 
     def add(self, name: str, value: int) -> object:
         return self.writer.client.set(self.writer.make_key(name), value, nx=True)
@@ -161,7 +178,43 @@ class _PrimaryEpochs:
 def epoch_store(backend: BaseCache) -> epoch.EpochStore:
     """Where the epoch key is read and made: the primary on Redis, else the cache API."""
     writer = monotonic_writer(backend)
-    return _CacheEpochs(backend) if writer is None else _PrimaryEpochs(writer)
+    return _CacheEpochs(backend) if writer is None else _PrimaryEpochs(writer, backend)
+
+
+def leave(writer: MonotonicWriter, backend: BaseCache) -> None:
+    """This server was retired by a failover: close every connection to it, so the next command
+    asks Sentinel where the master is now."""
+    writer.client.connection_pool.disconnect()
+    fastcache.reconnect(backend)
+
+
+def retire_peers(described: redis_adapter.RedisBackend, server: str | None) -> bool:
+    """Before the first epoch on ``server``: write ``retired`` into the epoch key of every other
+    server Sentinel lists (a former master still taking commands; a replica refuses, harmlessly).
+    Whether one was retired. A peer that cannot be reached is logged and passed over."""
+    if described.peers is None:
+        return False
+    retired = False
+    for host, port in described.peers():
+        try:
+            with described.peer_client(host, port) as peer:
+                other = redis_adapter.server_identity(peer.info())
+                if other is None or other == server:
+                    continue
+                peer.set(described.make_key(epoch.key(other)), epoch.RETIRED)
+        except Exception as exc:
+            # A replica refuses (read-only): nothing to retire there. Anything else is told.
+            read_only = type(exc).__name__ == "ReadOnlyError"
+            log = logger.debug if read_only else logger.warning
+            log("django_conditional: could not retire %s:%s (%s)", host, port, exc)
+            continue
+        logger.warning(
+            "django_conditional: retired the epoch of the former master %s:%s",
+            host,
+            port,
+        )
+        retired = True
+    return retired
 
 
 _WRITER: Final = "_django_conditional_writer"

@@ -28,7 +28,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from django_conditional.redis_adapter import Address
+from django_conditional.redis_adapter import Address, server_identity
 from django_conditional.store import resp3
 
 __all__ = ["HOLD", "Doubt", "Tracked"]
@@ -193,10 +193,7 @@ class Tracked:
             held_until[name] = until
 
     def _note_server(self, info: object) -> None:
-        text = info.decode() if isinstance(info, bytes) else str(info)
-        for line in text.splitlines():
-            if line.startswith("run_id:"):
-                self.server = line[7:].strip()
+        self.server = server_identity(info)
 
     # -- sending --
 
@@ -209,7 +206,7 @@ class Tracked:
         if address.db:
             steps.append(("ok", resp3.command("SELECT", address.db)))
         steps.append(("ok", resp3.command("CLIENT", "TRACKING", "on")))
-        steps.append(("info", resp3.command("INFO", "server")))
+        steps.append(("info", resp3.command("INFO")))
         return steps
 
     def _queue(
@@ -257,9 +254,7 @@ class Tracked:
             sock.settimeout(address.connect_timeout)
             sock.connect(address.path)
         else:
-            sock = socket.create_connection(
-                (address.host or "localhost", address.port), address.connect_timeout
-            )
+            sock = socket.create_connection(address.endpoint(), address.connect_timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setblocking(False)
         return sock
@@ -308,9 +303,13 @@ class Tracked:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             target: Any = address.path
         else:
-            info = await loop.getaddrinfo(
-                address.host or "localhost", address.port, type=socket.SOCK_STREAM
+            # Sentinel's answer comes over the network: not on the loop.
+            host, port = (
+                address.endpoint()
+                if address.locate is None
+                else await asyncio.to_thread(address.endpoint)
             )
+            info = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
             sock = socket.socket(info[0][0], socket.SOCK_STREAM)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             target = info[0][4]
