@@ -45,11 +45,13 @@ a disconnect, a timeout, bytes not understood, an error reply, a null invalidati
 fork (pid check), a reconnect (to another server life: a new ``run_id`` also changes the epoch key
 read in every ``MGET``); the epoch key is itself tracked, so a new epoch reads through.
 
-Conditions: one primary (replicas are never read; Redis Cluster is not supported); the durations
-``T`` of the writer and of the reader measured by clocks of the same rate: on one host
-``time.monotonic()`` is one clock; across hosts their rates must agree within a bound ``ρ`` and
-``T`` must be raised by ``ρ·T`` (NTP slews at most 500 ppm: 25 µs of 50 ms, covered by
-``_MARGIN``); the client sends its revalidation after it received the write's response.
+Conditions: one primary (replicas are never read; Redis Cluster is not supported; after a
+Sentinel failover the old master is retired and ``T`` waited before the new one is written:
+``store.epoch``); the durations ``T`` of the writer and of the reader measured by clocks of
+the same rate: on one host ``time.monotonic()`` is one clock; across hosts their rates must
+agree within a bound ``ρ`` and ``T`` must be raised by ``ρ·T`` (NTP slews at most 500 ppm: 25 µs
+of 50 ms, covered by ``_MARGIN``); the client sends its revalidation after it received the
+write's response.
 """
 
 from __future__ import annotations

@@ -198,9 +198,10 @@ def retire_peers(described: redis_adapter.RedisBackend, server: str | None) -> b
     for host, port in described.peers():
         try:
             with described.peer_client(host, port) as peer:
-                other = redis_adapter.server_identity(peer.info())
-                if other is None or other == server:
-                    continue
+                info = peer.info()
+                other = redis_adapter.server_identity(info)
+                if info.get("role") != "master" or other in (None, server):
+                    continue  # a replica (even a writable one) is never read
                 peer.set(described.make_key(epoch.key(other)), epoch.RETIRED)
         except Exception as exc:
             # A replica refuses (read-only): nothing to retire there. Anything else is told.
