@@ -232,5 +232,10 @@ def report(path: Path, conditional_304: int) -> None:
 def report_log(path: Path) -> None:
     """Print how often the workers logged what the store did about a failover or a fault."""
     text = path.read_text(errors="replace") if path.exists() else ""
-    for what in ("retired the epoch", "could not retire", "using the database"):
+    for what in (
+        "retired the former master",
+        "could not retire",
+        "no master by a majority",
+        "using the database",
+    ):
         print(f"worker log lines with {what!r}: {text.count(what)}")

@@ -1,5 +1,6 @@
-"""The one place that touches private APIs of Django's ``RedisCache`` (Django 4.2 to 6.x) and
-describes django-redis's ``RedisCache`` (through its public ``get_redis_connection``).
+"""The one place that touches private APIs of Django's ``RedisCache`` (Django 4.2 to 6.x); what
+the fast path needs of a Redis cache (``RedisBackend``), django-redis's described by
+``django_redis_support`` through its public API.
 
 ``backend(cache)`` checks, once per cache object, that ``cache`` is exactly Django's
 ``RedisCache`` with its own client and serializer and that every private attribute used here
@@ -56,7 +57,7 @@ class Address:
 
 # Connection options a raw connection honours; any other (TLS, credential providers, ...) means
 # the tracking connection is not made and reads keep the one-round-trip path.
-_PLAIN_OPTIONS: Final = frozenset(
+PLAIN_OPTIONS: Final = frozenset(
     {"host", "port", "path", "username", "password", "db", "socket_timeout"}
     | {"socket_connect_timeout", "socket_keepalive", "retry_on_timeout", "retry"}
     | {"health_check_interval", "client_name", "encoding", "encoding_errors"}
@@ -74,10 +75,15 @@ def _address(pool: Any, locate: Callable[[], tuple[str, int]] | None) -> Address
     from redis.connection import Connection, UnixDomainSocketConnection
 
     options = pool.connection_kwargs
+    from redis.sentinel import SentinelManagedConnection
+
     plain = (Connection, UnixDomainSocketConnection)
-    if (locate is None) != (pool.connection_class in plain):
-        return None  # another connection class (TLS, ...), or Sentinel's without its locator
-    if set(options) - _PLAIN_OPTIONS:
+    if locate is not None:
+        if pool.connection_class is not SentinelManagedConnection:
+            return None  # TLS (SentinelManagedSSLConnection), or another class
+    elif pool.connection_class not in plain:
+        return None  # TLS, or another connection class
+    if set(options) - PLAIN_OPTIONS:
         return None
     timeout = options.get("socket_timeout")
     return Address(
@@ -114,6 +120,15 @@ def server_identity(info: object) -> str | None:
 
 
 @dataclass(frozen=True)
+class Group:
+    """What the sentinels of a group say now: the master a majority of them names (None: no
+    majority), and every server any of them lists, not flagged down."""
+
+    master: tuple[str, int] | None
+    servers: frozenset[tuple[str, int]]
+
+
+@dataclass(frozen=True)
 class RedisBackend:
     """What the fast path needs of one Redis cache: how to reach its primary (after a failover
     Sentinel names another), how to decode values and name keys."""
@@ -126,9 +141,9 @@ class RedisBackend:
     new_client: Callable[[], Any]
     # None: async reads run the sync read in a thread (no asyncio pool with the same options).
     new_async_pool: Callable[[], Any] | None = None
-    # Sentinel: where the master is now, and the other servers of its group.
+    # Sentinel: where the master is now, and what the sentinels say of the group.
     locate: Callable[[], tuple[str, int]] | None = None
-    peers: Callable[[], list[tuple[str, int]]] | None = None
+    group: Callable[[], Group] | None = None
 
     def primary_pool(self) -> Any:
         """A connection pool to the primary; its connection class and options make new ones."""
@@ -225,107 +240,11 @@ def _describe(cache: object) -> RedisBackend | None:
     )
 
 
-# -- django-redis (its public API: ``get_redis_connection``, the client's ``decode``) --
-
-_STAMP_TEXT: Final = re.compile(rb"V(-?\d+\|\d+|pending:-?\d+)\n\.")
-
-
-def _alias_of(cache: object) -> str | None:
-    from django.conf import settings
-    from django.core.cache import caches
-
-    return next((alias for alias in settings.CACHES if caches[alias] is cache), None)
-
-
-def _stamp_or(decode: Callable[[bytes], object]) -> Callable[[bytes], object]:
-    # The store's values are written by its Lua script as a protocol-0 pickle of their text
-    # (``store.stamps``): read here whatever SERIALIZER and COMPRESSOR the cache uses.
-    def loads(raw: bytes) -> object:
-        found = _STAMP_TEXT.fullmatch(raw)
-        return found[1].decode() if found else decode(raw)
-
-    return loads
-
-
-def _describe_django_redis(cache: Any) -> RedisBackend | None:
-    try:
-        from django_redis import get_redis_connection
-        from django_redis.cache import RedisCache
-        from django_redis.client import DefaultClient, SentinelClient
-    except ImportError:
-        return None
-    # Herd, sharded and custom clients read and write their own way.
-    if type(cache) is not RedisCache or type(cache.client) not in (
-        DefaultClient,
-        SentinelClient,
-    ):
-        return None
-    alias = _alias_of(cache)
-    if alias is None:
-        return None
-    client = get_redis_connection(
-        alias, write=True
-    )  # the primary (Sentinel: the master)
-    pool = client.connection_pool
-    sentinel = getattr(pool, "sentinel_manager", None)
-    if getattr(pool, "cache", None) is not None:
-        return None  # redis-py's client-side caching: reads through the cache API
-    if sentinel is not None and not getattr(pool, "is_master", False):
-        return None  # not the master's pool: a replica's answers may lag
-    options = dict(pool.connection_kwargs)
-    return RedisBackend(
-        loads=_stamp_or(cache.client.decode),
-        plain_ints=True,  # DefaultClient.encode stores every int as a plain integer
-        make_key=lambda key: str(cache.make_key(key)),
-        fingerprint=(
-            "django-redis",
-            id(pool),
-            cache.key_prefix,
-            cache.version,
-            cache.key_func,
-        ),
-        new_pool=lambda: pool,
-        new_client=lambda: client,
-        new_async_pool=None if sentinel is not None else _async_pool(pool, options),
-        locate=None if sentinel is None else pool.get_master_address,
-        peers=None
-        if sentinel is None
-        else (lambda: sentinel.discover_slaves(pool.service_name)),
-    )
-
-
-# Options an asyncio connection takes as the sync one does.
-_ASYNC_OPTIONS: Final = frozenset(
-    {"host", "port", "path", "username", "password", "db", "socket_timeout"}
-    | {
-        "socket_connect_timeout",
-        "socket_keepalive",
-        "client_name",
-        "health_check_interval",
-    }
-)
-
-
-def _async_pool(pool: Any, options: dict[str, Any]) -> Callable[[], Any] | None:
-    import redis.asyncio
-    from redis.connection import Connection, UnixDomainSocketConnection
-
-    kinds: dict[type[Any], type[Any]] = {
-        Connection: redis.asyncio.Connection,
-        UnixDomainSocketConnection: redis.asyncio.UnixDomainSocketConnection,
-    }
-    kind = kinds.get(pool.connection_class)
-    # Options beyond the plain ones (TLS, a credential provider) have no sure asyncio twin here;
-    # the plain ones it lacks are the sync client's own bookkeeping (parser, retry, notices).
-    if kind is None or set(options) - _PLAIN_OPTIONS:
-        return None
-    kept = {k: v for k, v in options.items() if k in _ASYNC_OPTIONS}
-    return lambda: redis.asyncio.ConnectionPool(connection_class=kind, **kept)
-
-
 def backend(cache: BaseCache) -> RedisBackend | None:
     """The fast-path description of ``cache``, or None (any other backend, a changed private
     API, or ``CONDITIONAL_REDIS_FAST_PATH = False``). Remembered on the cache object."""
+    from django_conditional import django_redis_support
+
     if not conf.REDIS_FAST_PATH:
         return None
     found = cache.__dict__.get(_ATTRIBUTE)
@@ -334,7 +253,7 @@ def backend(cache: BaseCache) -> RedisBackend | None:
             if is_redis_cache(cache):
                 found = _describe(cache)
             else:
-                found = _describe_django_redis(cache)
+                found = django_redis_support.describe(cache)
         except Exception:  # the private API changed: the public one still works
             found = None
         cache.__dict__[_ATTRIBUTE] = _NONE if found is None else found

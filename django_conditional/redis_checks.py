@@ -26,22 +26,26 @@ def check_replicas(
     on_redis = redis_adapter.is_redis_cache(cache) or redis_adapter.is_django_redis(
         cache
     )
-    if len(servers) < 2 or not on_redis:
+    # django-redis's SentinelClient reads the cache's keys from a replica, as several
+    # LOCATIONs do: the same danger with one LOCATION.
+    client = str(config.get("OPTIONS", {}).get("CLIENT_CLASS", ""))
+    replicated = len(servers) > 1 or client.endswith("SentinelClient")
+    if not replicated or not on_redis:
         return []
     if redis_adapter.backend(cache) is not None:
         return [
             Info(
-                f"CONDITIONAL_CACHE_ALIAS {conf.CACHE_ALIAS!r} lists {len(servers)} Redis "
-                f"servers: versions are read and written on the first ({servers[0]}), the "
-                "primary; Django reads its other keys from a random replica.",
+                f"CONDITIONAL_CACHE_ALIAS {conf.CACHE_ALIAS!r} has Redis replicas: versions "
+                f"are read and written on the primary ({servers[0]}: the first LOCATION, or "
+                "the master Sentinel names); the cache reads its other keys from a replica.",
                 id="django_conditional.I011",
             )
         ]
     return [
         Error(
-            f"CONDITIONAL_CACHE_ALIAS {conf.CACHE_ALIAS!r} lists {len(servers)} Redis servers "
-            "but its versions would be read through Django's cache API, which reads from a "
-            "random replica: a lagging replica would answer 304 for a superseded version.",
+            f"CONDITIONAL_CACHE_ALIAS {conf.CACHE_ALIAS!r} has Redis replicas but its "
+            "versions would be read through the cache API, which reads from a replica: a "
+            "lagging replica would answer 304 for a superseded version.",
             hint=(
                 "Use Django's RedisCache or django-redis's DefaultClient with "
                 "CONDITIONAL_REDIS_FAST_PATH = True (the default; versions then go to the "

@@ -140,17 +140,20 @@ def _plan(keys: Iterable[str], extra_key: str | None) -> _Plan:
 
 def _from_database(plan: _Plan, cached: Mapping[str, object] | None) -> Snapshot:
     # The cache failed, or holds another epoch (a flush, a restart, a failover): nothing in it
-    # is trusted; the database answers and the live epoch is filled.
+    # is trusted; the database answers and the live epoch is filled. The epoch is made BEFORE
+    # the database is read: a fill only lands in an epoch that existed before its read, so a
+    # write that committed before the read either published into it or finds it at publication
+    # (a new master's epoch exists only after the old one was retired: ``store.epoch``).
     backend = store_cache.cache()
-    fresh = database.read_stamps(plan.keys)
+    into = 0
     if cached is not None:
         server = fastcache.server_id(backend)
         try:
             into = epoch.establish(store_scripts.epoch_store(backend), server)
         except Exception as exc:
             store_cache.warn("epoch", exc)
-            into = 0
-        store_cache.fill(backend, into, fresh)
+    fresh = database.read_stamps(plan.keys)
+    store_cache.fill(backend, into, fresh)
     return Snapshot.of(fresh)
 
 

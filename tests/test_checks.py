@@ -315,3 +315,26 @@ def test_w016_is_silent_when_the_server_is_unreachable():
         }
     ):
         assert redis_checks.check_cluster() == []
+
+
+SENTINEL_CLIENT = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": "redis://nowhere/0",
+        "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.SentinelClient",
+            "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+            "SENTINELS": [("127.0.0.1", 1)],
+        },
+    }
+}
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "cache-api"])
+def test_e015_sentinel_client_reads_replicas_off_the_fast_path(fast):
+    """django-redis's SentinelClient reads the cache's keys from a replica: versions must take
+    the fast path (the master), like several LOCATIONs."""
+    with override_settings(CACHES=SENTINEL_CLIENT, CONDITIONAL_REDIS_FAST_PATH=fast):
+        messages = redis_checks.check_replicas()
+    expected = "django_conditional.I011" if fast else "django_conditional.E015"
+    assert [m.id for m in messages] == [expected]

@@ -14,6 +14,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
+import redis
 from asgiref.sync import async_to_sync
 from django.core.cache import caches
 from django.db import connections, transaction
@@ -35,6 +36,7 @@ pytestmark = [
 ]
 
 KEY = "sentinel:1"
+DB = 3
 # Sentinel reconfigures a former master with SLAVEOF (in a MULTI with CLIENT KILL): without the
 # command, the former master stays a master that takes commands, and its clients stay connected:
 # the split that a forced failover shows for ~10 s, made to last for the test.
@@ -50,7 +52,7 @@ UNRECONFIGURABLE = (
 
 def _caches(topology: SentinelTopology, client: str) -> dict[str, Any]:
     entry = topology.django_redis_cache_settings(
-        db=3, CLIENT_CLASS=f"django_redis.client.{client}"
+        db=DB, CLIENT_CLASS=f"django_redis.client.{client}"
     )
     entry["OPTIONS"].update(SOCKET_TIMEOUT=2, SOCKET_CONNECT_TIMEOUT=2)
     return {"default": entry}
@@ -177,8 +179,67 @@ def test_a_former_master_still_taking_commands_is_retired(
         with mock.patch.object(
             store_scripts, "retire_peers", wraps=store_scripts.retire_peers
         ) as retiring:
-            if not retire:
-                retiring.side_effect = lambda described, server: False
+            if not retire:  # the control: proceed without retiring anything
+                retiring.side_effect = lambda described, server: True
             _bump_elsewhere(topology)
         assert retiring.called
         assert versions.get(KEY) == (2 if retire else 1)
+
+
+def _database_reads() -> Any:
+    from django_conditional.store import database
+
+    return mock.patch.object(database, "read_stamps", wraps=database.read_stamps)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_epoch_while_a_listed_master_cannot_be_asked(
+    topology: SentinelTopology,
+) -> None:
+    """Retiring is not best effort: when a server the sentinels list does not answer, no epoch
+    is made (the database answers), and caching resumes once it answers again."""
+    from django_conditional.store import epoch
+
+    with override_settings(CACHES=_caches(topology, "DefaultClient")):
+        versions.clear_local_state()
+        cache = caches["default"]
+        described = redis_adapter.backend(cache)
+        assert described is not None and described.group is not None
+        group = described.group()
+        assert group.master == topology.master_address() and len(group.servers) == 2
+        name = cache.make_key(epoch.key(fastcache.server_id(cache)))
+        master = redis.Redis(*topology.master_address(), db=DB)
+        master.delete(name)
+        real = type(described).peer_client
+
+        def peer_client(self: Any, host: str, peer: int) -> Any:
+            if (host, peer) != group.master:
+                raise ConnectionError("the peer does not answer")
+            return real(self, host, peer)
+
+        with mock.patch.object(type(described), "peer_client", peer_client):
+            with transaction.atomic():
+                versions.bump(KEY)
+            with _database_reads() as reads:
+                current = versions.get(KEY)
+            assert reads.called  # the database answered
+            assert master.get(name) is None  # and no epoch was made
+        assert versions.get(KEY) == current
+        assert master.get(name) is not None  # made once it can be sure
+        with _database_reads() as reads:
+            assert versions.get(KEY) == current
+        assert not reads.called
+
+
+def test_no_epoch_on_a_server_the_sentinels_do_not_name(
+    topology: SentinelTopology,
+) -> None:
+    """A process connected to a server that a majority of the sentinels does not name the
+    master (a former master, before it is demoted) makes no epoch there."""
+    with override_settings(CACHES=_caches(topology, "DefaultClient")):
+        versions.clear_local_state()
+        cache = caches["default"]
+        described = redis_adapter.backend(cache)
+        assert described is not None
+        assert store_scripts.retire_peers(described, "some-other-server") is False
+        assert store_scripts.retire_peers(described, fastcache.server_id(cache)) is True

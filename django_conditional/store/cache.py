@@ -113,8 +113,7 @@ def fill(backend: BaseCache, into: int, values: Mapping[str, Stamp]) -> None:
         warn("add", exc)
 
 
-def _mark(backend: BaseCache, marks: dict[str, str]) -> None:
-    server = fastcache.server_id(backend)
+def _mark(backend: BaseCache, marks: dict[str, str], server: str | None) -> None:
     into = epoch.establish(epoch_store(backend), server)
     if not into:
         return
@@ -134,13 +133,14 @@ def mark_pending(keys: Iterable[str]) -> None:
     backend = cache()
     marks = dict.fromkeys(keys, PENDING)
     try:
-        for _attempt in range(2):
+        server = fastcache.server_id(backend)
+        for _attempt in range(3):
             try:
-                return _mark(backend, marks)
-            except epoch.Retired:
-                continue  # its connections are closed: the next asks Sentinel for the master
-    except EpochMoved:
-        return
+                return _mark(backend, marks, server)
+            except EpochMoved as moved:  # another server life: mark there
+                server = moved.server
+            except epoch.Retired:  # its connections are closed: ask Sentinel again
+                server = fastcache.server_id(backend)
     except Exception as exc:
         warn("mark", exc)
 

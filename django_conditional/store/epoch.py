@@ -10,11 +10,14 @@ kept in the cache at ``<KEY_PREFIX>:<schema>:epoch:<server>``, where ``<server>`
   identity (``run_id`` and replication id, ``redis_adapter.server_identity``) in front of the
   data: its epoch key has another name, so nothing the old server life cached is trusted,
   whatever the snapshot or the replication stream holds;
-- under Sentinel, a process that makes the first epoch on a server first **retires** the other
-  servers of the group: it writes ``retired`` into their own epoch key (``EpochStore.retire_others``).
-  A former master that still takes commands (Sentinel reconfigures it seconds after the
-  failover) is then trusted by nobody, and whoever reads ``retired`` drops its connections and
-  asks Sentinel again (``Retired``), so no process caches on two masters at once.
+- under Sentinel, a process makes the first epoch on a server only when a majority of the
+  sentinels names that server the master, and after **retiring** every other server that still
+  says it is a master (``retired`` in its epoch key, and a copy on the new master;
+  ``EpochStore.retire_others``), then one lease ``T``. A former master that still takes commands
+  (Sentinel demotes it seconds after the failover) is then trusted by nobody, and whoever reads
+  ``retired`` drops its connections and asks Sentinel again (``Retired``). When it cannot be
+  sure (no majority, a listed server that does not answer), no epoch is made: the database
+  answers and the next read tries again.
 
 Every read fetches the epoch key in its one round trip and trusts the versions only when it
 holds the epoch the process expected; writers publish (after their commit) only into the epoch
@@ -81,8 +84,9 @@ class EpochStore(Protocol):
 
     def delete(self, name: str) -> object: ...
 
-    def retire_others(self, server: str | None) -> None:
-        """Make every other server of the group untrusted (Sentinel; else nothing)."""
+    def retire_others(self, server: str | None) -> bool:
+        """Make every other master of the group untrusted (Sentinel; else nothing to do);
+        whether an epoch may be made on ``server`` now."""
 
 
 def establish(store: EpochStore, server: str | None) -> int:
@@ -98,7 +102,8 @@ def establish(store: EpochStore, server: str | None) -> int:
             # A foreign value where the epoch lives: ``add`` would never replace it, and every
             # read would go to the database for good. Only a value nobody trusts is removed.
             store.delete(name)
-        store.retire_others(server)
+        if not store.retire_others(server):
+            return 0  # not sure no other master is trusted: the database answers
         store.add(name, secrets.randbits(48) + 1)
         found = _as_int(store.get(name))
         if not found:  # evicted at once, or the cache refuses: trust nothing
@@ -113,12 +118,6 @@ def adopt(server: str | None, value: object) -> bool:
     if found:
         _believe(server, found)
     return bool(found)
-
-
-def live(store: EpochStore, server: str | None) -> int:
-    """The epoch live now (0: none), read from the cache, for a writer after its commit."""
-    found = _as_int(store.get(key(server)))
-    return _believe(server, found) if found else 0
 
 
 def _as_int(value: object) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Final
 
 from django_conditional import fastcache, redis_adapter
@@ -147,8 +148,8 @@ class _CacheEpochs:
     def delete(self, name: str) -> object:
         return self.backend.delete(name)
 
-    def retire_others(self, server: str | None) -> None:
-        return None  # one server, or replicas Django never writes to
+    def retire_others(self, server: str | None) -> bool:
+        return True  # one server, or replicas Django never writes to
 
 
 class _PrimaryEpochs:
@@ -164,9 +165,13 @@ class _PrimaryEpochs:
             leave(self.writer, self.backend)
         return raw
 
-    def retire_others(self, server: str | None) -> None:
-        if retire_peers(self.writer.described, server):
-            local.fence_now()  # copies read from a former master: unused once ``T`` has passed
+    def retire_others(self, server: str | None) -> bool:
+        if self.writer.described.group is None:
+            return True  # one server (or replicas never written to)
+        if not retire_peers(self.writer.described, server):
+            return False
+        local.fence_now()  # copies read from a former master: unused once ``T`` has passed
+        return True
 
     def add(self, name: str, value: int) -> object:
         return self.writer.client.set(self.writer.make_key(name), value, nx=True)
@@ -182,40 +187,57 @@ def epoch_store(backend: BaseCache) -> epoch.EpochStore:
 
 
 def leave(writer: MonotonicWriter, backend: BaseCache) -> None:
-    """This server was retired by a failover: close every connection to it, so the next command
-    asks Sentinel where the master is now."""
-    writer.client.connection_pool.disconnect()
+    """This server was retired by a failover: close the idle connections to it, so the next
+    command asks Sentinel where the master is now. Connections in use by other threads are not
+    cut under them (their requests would fail): a Sentinel pool drops them when they come back,
+    once it has learnt the new master's address."""
+    pool = writer.client.connection_pool
+    pool.disconnect(inuse_connections=False)
+    with suppress(Exception):
+        getattr(pool, "get_master_address", lambda: None)()
     fastcache.reconnect(backend)
 
 
 def retire_peers(described: redis_adapter.RedisBackend, server: str | None) -> bool:
-    """Before the first epoch on ``server``: write ``retired`` into the epoch key of every other
-    server Sentinel lists (a former master still taking commands; a replica refuses, harmlessly).
-    Whether one was retired. A peer that cannot be reached is logged and passed over."""
-    if described.peers is None:
+    """Before the first epoch on ``server`` (Sentinel): whether it may be made. Every server the
+    sentinels list that still says it is a master, other than the one a majority of them names,
+    gets ``retired`` in its epoch key (and a copy on ``server``, which replication carries to it
+    if it resyncs). Not safe: no majority, ``server`` is not the master they name, or a listed
+    server could not be asked (then the database answers, and the next read tries again)."""
+    assert described.group is not None
+    group = described.group()
+    if group.master is None:
+        logger.warning("django_conditional: the sentinels name no master by a majority")
         return False
-    retired = False
-    for host, port in described.peers():
+    safe, retired = True, []
+    for host, port in sorted(group.servers):
         try:
             with described.peer_client(host, port) as peer:
                 info = peer.info()
                 other = redis_adapter.server_identity(info)
-                if info.get("role") != "master" or other in (None, server):
-                    continue  # a replica (even a writable one) is never read
-                peer.set(described.make_key(epoch.key(other)), epoch.RETIRED)
+                if (host, port) == group.master:
+                    safe = (
+                        safe and other == server
+                    )  # else: not where the sentinels point
+                elif info.get("role") == "master" and other not in (None, server):
+                    peer.set(described.make_key(epoch.key(other)), epoch.RETIRED)
+                    retired.append(other)
+                    logger.warning(
+                        "django_conditional: retired the former master %s:%s",
+                        host,
+                        port,
+                    )
         except Exception as exc:
-            # A replica refuses (read-only): nothing to retire there. Anything else is told.
-            read_only = type(exc).__name__ == "ReadOnlyError"
-            log = logger.debug if read_only else logger.warning
-            log("django_conditional: could not retire %s:%s (%s)", host, port, exc)
-            continue
-        logger.warning(
-            "django_conditional: retired the epoch of the former master %s:%s",
-            host,
-            port,
-        )
-        retired = True
-    return retired
+            if type(exc).__name__ == "ReadOnlyError":
+                continue  # demoted meanwhile: a replica is never read
+            logger.warning(
+                "django_conditional: could not retire %s:%s (%s)", host, port, exc
+            )
+            safe = False
+    client = described.primary_client()
+    for other in retired:
+        client.set(described.make_key(epoch.key(other)), epoch.RETIRED)
+    return safe
 
 
 _WRITER: Final = "_django_conditional_writer"
