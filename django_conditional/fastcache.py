@@ -3,20 +3,14 @@
 ``get_many(cache, keys)`` is a drop-in for ``cache.get_many(keys)`` (a value the serializer
 cannot read is reported missing). For Django's ``RedisCache`` and django-redis it skips what
 makes that call expensive (a new client per call, every key validated again, redis-py's command
-machinery). Connections are made with the connection class and options of the cache's own pool
-to the primary (described by ``redis_adapter``), kept on a small stack (one per thread or task
-reading at once, taken and given back without a lock); the cache's key names are computed once
-per key string; all keys are fetched with one ``MGET`` written straight to the connection, and
-decoded as the cache decodes them. ``get_ints`` reports anything but a plain ``int`` missing.
-
-Nothing read is kept in the process: every call asks the cache. A forked worker never uses its
-parent's connections. Any other backend, a subclass, redis-py's client-side caching, or a Django
-whose private API differs goes through the public cache API, with the same results. Errors
-propagate as from ``cache.get_many`` (the version store then uses the database); a kept
-connection the server closed (a restart) is replaced once, as redis-py's own retry would; a
-connection that failed is closed, never reused. The async variants use ``redis.asyncio``
-connections of their own per event loop (Sentinel's options have no asyncio twin here: a
-thread), so an async view does not block its loop.
+machinery): connections made like the cache's own to the primary (``redis_adapter``) are kept on
+a small lock-free stack, the cache's key names computed once, all keys fetched with one ``MGET``
+written straight to the connection and decoded as the cache decodes them; each read notes which
+server answered it (``store.served``). Nothing read is kept; a forked worker never uses its
+parent's connections. Other backends, subclasses, redis-py's client-side caching or another
+private API go through the public cache API. Errors propagate as from ``cache.get_many``; a kept
+connection the server closed is replaced once; a failed one is never reused. Async variants use
+``redis.asyncio`` connections per event loop (Sentinel's options: a thread).
 """
 
 from __future__ import annotations
@@ -33,6 +27,7 @@ from asgiref.sync import sync_to_async
 
 from django_conditional import redis_adapter
 from django_conditional.conf import conf
+from django_conditional.store import served
 
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
@@ -110,9 +105,11 @@ class _RedisReader:
 
     # -- connections --
 
-    def _note_server(self, info: object) -> None:
-        """Remember which server (life and mastership) a new connection reached (``INFO``)."""
-        self.server_id = redis_adapter.server_identity(info)
+    def _note_server(self, connection: Any, info: object) -> None:
+        """Remember which server (life and mastership) a new connection reached (``INFO``), on
+        the connection too: each read says which server answered it (``served``)."""
+        connection.conditional_server = redis_adapter.server_identity(info)
+        self.server_id = connection.conditional_server
 
     def _idle_connections(self) -> list[Any]:
         if self._pid != os.getpid():
@@ -141,8 +138,9 @@ class _RedisReader:
                     connection.connect()
                 connection.send_packed_command(_packed(connection, keys, kept))
                 if not kept:
-                    self._note_server(connection.read_response())
+                    self._note_server(connection, connection.read_response())
                 raw: list[Any] = connection.read_response()
+                served.note(getattr(connection, "conditional_server", None))
             except BaseException as exc:
                 connection.disconnect()
                 if kept and isinstance(exc, self._retried):
@@ -174,8 +172,9 @@ class _RedisReader:
             try:
                 await connection.send_packed_command(_packed(connection, keys, kept))
                 if not kept:
-                    self._note_server(await connection.read_response())
+                    self._note_server(connection, await connection.read_response())
                 raw: list[Any] = await connection.read_response()
+                served.note(getattr(connection, "conditional_server", None))
             except BaseException as exc:
                 with suppress(Exception):
                     await connection.disconnect()
@@ -260,10 +259,9 @@ def server_id(cache: BaseCache) -> str | None:
     if reader is None:
         return None
     if reader.server_id is None:
-        with suppress(
-            Exception
-        ):  # unreachable: the read that follows fails the same way
-            reader.mget([_PROBE])  # a new connection: INFO in the same round trip
+        # A new connection: INFO in the same round trip. Unreachable: the next read fails too.
+        with suppress(Exception):
+            reader.mget([_PROBE])
     return reader.server_id
 
 
@@ -297,6 +295,7 @@ def get_many(cache: BaseCache, keys: Iterable[str]) -> dict[str, object]:
         return {}
     reader = _reader(cache)
     if reader is None:
+        served.note(None)
         return cache.get_many(keys)
     raw = reader.mget(reader.made_keys(keys))
     return reader.decode(keys, raw)
@@ -332,6 +331,7 @@ async def aget_many(cache: BaseCache, keys: Iterable[str]) -> dict[str, object]:
         return {}
     reader = _reader(cache)
     if reader is None:
+        served.note(None)
         return await _public_get_many(cache, keys)
     raw = await reader.amget(reader.made_keys(keys))
     return reader.decode(keys, raw)

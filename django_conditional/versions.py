@@ -24,7 +24,7 @@ from django.db import transaction
 
 from django_conditional import fastcache, purge
 from django_conditional.store import cache as store_cache
-from django_conditional.store import database, epoch, local
+from django_conditional.store import database, epoch, local, served
 from django_conditional.store import scripts as store_scripts
 from django_conditional.store.database import lock
 from django_conditional.store.keys import (
@@ -127,7 +127,7 @@ class _Plan:
         """Whether ``cached`` comes from the epoch and server expected (else: the database)."""
         if cached is None or not self.epoch:
             return False
-        same_server = fastcache.server_id(self.backend) == self.server
+        same_server = served.by() == self.server  # the server that answered this read
         return same_server and cached.get(epoch.key(self.server)) == self.epoch
 
 

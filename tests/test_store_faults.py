@@ -4,6 +4,7 @@ worker while another reads. After each: no stale 304, and correct answers."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ import pytest
 from django.core.cache import caches
 from django.test import Client, override_settings
 
-from django_conditional import fastcache, versions
+from django_conditional import fastcache, redis_adapter, versions
 from django_conditional.store import cache as store_cache
 from django_conditional.store import database as store_database
 from django_conditional.store import scripts as store_scripts
@@ -288,3 +289,54 @@ def test_a_foreign_value_at_the_epoch_key_is_replaced_not_kept_forever(
         with CaptureQueriesContext(connection) as queries:
             assert versions.get("c:foreign-epoch") == 1
         assert len(queries) == 0  # cached again in a new epoch
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("served_check", [True, False], ids=["served", "control"])
+def test_a_read_is_trusted_by_the_server_that_answered_it(
+    primary: Redis, redis_dir: Path, served_check: bool
+) -> None:
+    """After a failover a process may keep a connection to the promoted replica while its idea
+    of the server still names the old master (a writer's script on the old master said so). The
+    promoted replica holds a copy of the old master's epoch key and versions, as of the
+    failover: a read it answers must not be trusted as the old master's."""
+    from django_conditional.store import served
+
+    key = "served:1"
+    replica = Redis(
+        redis_dir / "replica", "--replicaof", "127.0.0.1", str(primary.port)
+    )
+    replica.start()
+    try:
+        with override_settings(CACHES=caches_for(primary.url)):
+            versions.clear_local_state()
+            cache = caches["default"]
+            versions.bump(key)
+            assert versions.get(key) == 1  # cached in the old master's epoch
+            old = fastcache.server_id(cache)
+            deadline = time.monotonic() + 10
+            while replica.call("DBSIZE") != primary.call("DBSIZE"):
+                assert time.monotonic() < deadline, "the replica never synced"
+                time.sleep(0.05)
+            assert replica.call("REPLICAOF", "NO", "ONE") in (True, "OK")  # promoted
+            versions.bump(key)  # on the old master: 2
+            reader = fastcache._reader(cache)
+            assert reader is not None
+            template = reader._template
+            options = {**template.connection_kwargs, "port": replica.port}
+            to_replica = template.connection_class(**options)
+            to_replica.connect()
+            to_replica.conditional_server = redis_adapter.server_identity(
+                replica.call("INFO")
+            )
+            reader._idle[:] = [
+                to_replica
+            ]  # the kept connection goes to the promoted replica
+            reader.server_id = old  # while the process still believes the old master
+            # The control: trust checked against the process's idea of the server, as before.
+            believed = mock.patch.object(served, "by", lambda: old)
+            with contextlib.nullcontext() if served_check else believed:
+                found = versions.get(key)
+            assert found == (2 if served_check else 1)
+    finally:
+        replica.stop()

@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from django_conditional import fastcache, redis_adapter
 from django_conditional.conf import conf
+from django_conditional.store import served
 from django_conditional.store.epoch import RETIRED
 from django_conditional.store.stamps import is_held
 from django_conditional.store.tracking import HOLD, Doubt, Tracked
@@ -176,9 +177,10 @@ def _usable(raw: list[bytes | None], versions: int) -> bool:
 
 
 def _noted(cache: BaseCache, tracked: Tracked, raw: list[bytes | None]) -> None:
-    if (
-        raw[0] == _RETIRED
-    ):  # a failover retired this server: ask Sentinel again next time
+    # The copy, or the read through, came from this connection's server.
+    served.note(tracked.server)
+    # A failover retired this server: ask Sentinel again next time.
+    if raw[0] == _RETIRED:
         tracked.fail(Doubt("the server was retired"))
     # A new connection learnt which server it reached: tell the store (a restart, a failover).
     if tracked.server is not None and fastcache.server_id(cache) != tracked.server:
