@@ -41,11 +41,20 @@ def sentinel_group(sentinel: Any, service: str) -> Group:
 _STAMP_TEXT: Final = re.compile(rb"V(-?\d+\|\d+|pending:-?\d+)\n\.")
 
 
+_BACKEND: Final = "django_redis.cache.RedisCache"
+
+
 def _alias_of(cache: object) -> str | None:
+    # Only django-redis aliases, the version cache's first: asking ``caches`` for another alias
+    # would build that cache (and a broken one would turn this fast path off).
     from django.conf import settings
     from django.core.cache import caches
 
-    return next((alias for alias in settings.CACHES if caches[alias] is cache), None)
+    from django_conditional.conf import conf
+
+    ours = [a for a, c in settings.CACHES.items() if c.get("BACKEND") == _BACKEND]
+    ours.sort(key=lambda alias: alias != conf.CACHE_ALIAS)
+    return next((alias for alias in ours if caches[alias] is cache), None)
 
 
 def _stamp_or(decode: Callable[[bytes], object]) -> Callable[[bytes], object]:

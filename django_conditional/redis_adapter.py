@@ -73,10 +73,9 @@ PLAIN_OPTIONS: Final = frozenset(
 
 def _address(pool: Any, locate: Callable[[], tuple[str, int]] | None) -> Address | None:
     from redis.connection import Connection, UnixDomainSocketConnection
-
-    options = pool.connection_kwargs
     from redis.sentinel import SentinelManagedConnection
 
+    options = pool.connection_kwargs
     plain = (Connection, UnixDomainSocketConnection)
     if locate is not None:
         if pool.connection_class is not SentinelManagedConnection:
@@ -243,8 +242,6 @@ def _describe(cache: object) -> RedisBackend | None:
 def backend(cache: BaseCache) -> RedisBackend | None:
     """The fast-path description of ``cache``, or None (any other backend, a changed private
     API, or ``CONDITIONAL_REDIS_FAST_PATH = False``). Remembered on the cache object."""
-    from django_conditional import django_redis_support
-
     if not conf.REDIS_FAST_PATH:
         return None
     found = cache.__dict__.get(_ATTRIBUTE)
@@ -253,6 +250,8 @@ def backend(cache: BaseCache) -> RedisBackend | None:
             if is_redis_cache(cache):
                 found = _describe(cache)
             else:
+                from django_conditional import django_redis_support
+
                 found = django_redis_support.describe(cache)
         except Exception:  # the private API changed: the public one still works
             found = None
