@@ -243,3 +243,43 @@ def test_no_epoch_on_a_server_the_sentinels_do_not_name(
         assert described is not None
         assert store_scripts.retire_peers(described, "some-other-server") is False
         assert store_scripts.retire_peers(described, fastcache.server_id(cache)) is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_sentinel_down_reads_and_writes_through_the_database(
+    tmp_path: Path,
+) -> None:
+    """No sentinel answers (the master cannot be located): pages and writes still work, from the
+    database, never a 500; caching comes back with the sentinels."""
+    with (
+        SentinelTopology(tmp_path) as topology,
+        override_settings(CACHES=_caches(topology, "DefaultClient")),
+    ):
+        versions.clear_local_state()
+        article = Article.objects.create(
+            author=Author.objects.create(name="Ada"), title="One", body="b"
+        )
+        client, path = Client(), f"/articles/{article.pk}/"
+        tag = client.get(path).headers["ETag"]
+        sentinels = [p for p in topology.processes if p.name.startswith("sentinel")]
+        for process in sentinels:
+            process.popen.kill()
+            process.popen.wait(timeout=10)
+        topology.forget_django_redis_pools()
+        versions.clear_local_state()
+        ours = [
+            n for n in vars(caches["default"]) if n.startswith("_django_conditional")
+        ]
+        for name in ours:  # as in a new process: no reader, writer or description kept
+            delattr(caches["default"], name)
+        assert client.get(path, headers={"If-None-Match": tag}).status_code == 304
+        article.title = "Two"
+        article.save()  # the bump commits; its cache writes fail and are logged
+        after = client.get(path, headers={"If-None-Match": tag})
+        assert after.status_code == 200 and b"Two" in after.content
+        assert (
+            client.get(
+                path, headers={"If-None-Match": after.headers["ETag"]}
+            ).status_code
+            == 304
+        )
