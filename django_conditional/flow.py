@@ -9,16 +9,16 @@ own shape in ``django.views.decorators.http``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import wraps
-from inspect import isawaitable
 from typing import Any, TypeVar, cast
 
-from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponseBase
 
 from django_conditional import observe, remembered
+from django_conditional.calls import Args, Kwargs, acall, call
 from django_conditional.conf import conf
 from django_conditional.evaluation import answer, evaluate_request, request_for_view
 from django_conditional.preconditions import SAFE_METHODS, Evaluation, Outcome
@@ -31,8 +31,6 @@ from django_conditional.responses import (
 from django_conditional.validators import Validators
 
 View = TypeVar("View", bound=Callable[..., Any])
-Args = tuple[object, ...]
-Kwargs = dict[str, object]
 # Set on views that evaluate preconditions before acting: the middleware's GET-first check has
 # nothing to add (``wraps`` carries it outwards).
 GUARDED_VIEW_ATTRIBUTE = "conditional_guarded"
@@ -56,6 +54,8 @@ class Resolved:
     # and the versions read for them.
     keys: Sequence[str] = ()
     versions: Mapping[str, int] = field(default_factory=dict)
+    # What the validators were made from, when a 304 from them may be sent again (``answers``).
+    proof: object = None
 
 
 class ValidatorSource:
@@ -92,35 +92,6 @@ class ValidatorSource:
         if request.method in SAFE_METHODS and 200 <= response.status_code < 300:
             for name, value in validator_headers(resolved.validators).items():
                 response.headers.setdefault(name, value)
-
-
-def call(
-    func: Callable[..., object] | None, request: HttpRequest, args: Args, kwargs: Kwargs
-) -> Any:
-    """``func(request, *args, **kwargs)`` (None without a function); an awaitable it returns is
-    run to completion, for an async validator function on a sync view."""
-    if func is None:
-        return None
-    result = func(request, *args, **kwargs)
-    if isawaitable(result):
-        return async_to_sync(_await)(result)
-    return result
-
-
-async def _await(awaitable: Awaitable[Any]) -> Any:
-    return await awaitable
-
-
-async def acall(
-    func: Callable[..., object] | None, request: HttpRequest, args: Args, kwargs: Kwargs
-) -> Any:
-    """``call`` for async views: a sync function (which may use the ORM) runs in a thread."""
-    if func is None:
-        return None
-    if iscoroutinefunction(func):
-        return await func(request, *args, **kwargs)
-    result = await sync_to_async(func)(request, *args, **kwargs)
-    return await result if isawaitable(result) else result
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +156,29 @@ def _after(
     ):
         return _headers_key(source.view_id, request, resolved)
     return None
+
+
+_PROVEN = "_conditional_proven"
+
+
+def _prove(
+    request: HttpRequest, resolved: Resolved, step: _Step, first: _Step, watch: object
+) -> None:
+    # A 304 made from the first read alone, unobserved: ``answers`` may send it again.
+    early = step.early
+    if (
+        resolved.proof is not None
+        and step is first
+        and watch is None
+        and early is not None
+        and early.status_code == 304
+    ):
+        request.__dict__[_PROVEN] = resolved.proof
+
+
+def proven(request: HttpRequest) -> object:
+    """What the 304 just made for ``request`` was made from (None: it may not be sent again)."""
+    return request.__dict__.pop(_PROVEN, None)
 
 
 def _observed(
@@ -290,6 +284,7 @@ def _async_shell(
             step = _before(request, source, resolved, declared, loaded)
         if watch is not None:
             _observed(watch, resolved, step, first is not step)
+        _prove(request, resolved, step, first, watch)
         if step.early is not None:
             return observe.finish(watch, step.early)
         response: HttpResponseBase = await view(step.request, *args, **kwargs)
@@ -316,6 +311,7 @@ def _sync_shell(
             step = _before(request, source, resolved, declared, loaded)
         if watch is not None:
             _observed(watch, resolved, step, first is not step)
+        _prove(request, resolved, step, first, watch)
         if step.early is not None:
             return observe.finish(watch, step.early)
         response: HttpResponseBase = view(step.request, *args, **kwargs)
@@ -328,6 +324,8 @@ def _sync_shell(
 
 
 __all__ = [
+    "Args",
+    "Kwargs",
     "Resolved",
     "ValidatorSource",
     "Visible",
@@ -335,5 +333,6 @@ __all__ = [
     "call",
     "conditional_view",
     "is_guarded",
+    "proven",
     "visible_first",
 ]

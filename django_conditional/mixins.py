@@ -173,6 +173,7 @@ class VersionedMixin(_Base):
             visible=cls._visible(),
             write_etag=self.version_write_etag,
             visible_by_state=self.version_visible_by_state,
+            repeat_answers=not cls._built_per_request(),
         )
         if not cls._built_per_request():
             setattr(cls, "_conditional_checked", checked)  # noqa: B010 (not inherited)

@@ -137,12 +137,18 @@ def from_cache(memo: object, key: str | None = None) -> dict[str, str]:
             _last_written.pop(key, None)
         return {}
     headers = {name: value for name, value in memo.items() if isinstance(value, str)}
-    offset = memo.get(_EXPIRES_OFFSET)
-    if isinstance(offset, (int, float)):
+    offset = expires_offset(memo)
+    if offset is not None:
         headers["Expires"] = format_http_date(
             datetime.fromtimestamp(time.time() + offset, timezone.utc)
         )
     return headers
+
+
+def expires_offset(memo: object) -> float | None:
+    """The relative ``Expires`` of a remembered ``memo`` (seconds after now), None if it has none."""
+    offset = memo.get(_EXPIRES_OFFSET) if isinstance(memo, dict) else None
+    return float(offset) if isinstance(offset, (int, float)) else None
 
 
 def _changed(key: str, memo: dict[str, object]) -> bool:

@@ -43,6 +43,10 @@ def _model(ref: ModelRef) -> type[Model]:
 class Resource:
     """A declared dependency of a view; subclasses return its version-store keys."""
 
+    # Whether the keys come from the URL's arguments alone (then a 304 computed from them may be
+    # sent again for the same URL: ``answers``); not for callables, which may read anything.
+    from_url: bool = False
+
     def keys(
         self, request: object, args: tuple[object, ...], kwargs: dict[str, object]
     ) -> list[str]:
@@ -94,6 +98,7 @@ class ObjectOf(Resource):
     def __init__(self, model: ModelRef, url_kwarg: ParamSource = "pk") -> None:
         self.model = model
         self.url_kwarg = url_kwarg
+        self.from_url = isinstance(url_kwarg, str)
 
     def keys(
         self, request: object, args: tuple[object, ...], kwargs: dict[str, object]
@@ -129,6 +134,7 @@ class CollectionOf(Resource):
         self.model = model
         self.name = name
         self.params = params
+        self.from_url = all(isinstance(source, str) for source in params.values())
         self._key: str | None = None  # without parameters, the key never changes
 
     def keys(

@@ -24,7 +24,7 @@ from django.db import transaction
 
 from django_conditional import fastcache, purge
 from django_conditional.store import cache as store_cache
-from django_conditional.store import database, epoch, local, served
+from django_conditional.store import database, epoch, fence, local, served
 from django_conditional.store import scripts as store_scripts
 from django_conditional.store.database import lock
 from django_conditional.store.keys import (
@@ -34,10 +34,12 @@ from django_conditional.store.keys import (
     object_key,
     parse_key,
 )
+from django_conditional.store.proofs import Proof, unchanged
 from django_conditional.store.stamps import Stamp, decode, moment
 
 __all__ = [
     "MAX_KEY_LENGTH",
+    "Proof",
     "Snapshot",
     "aget_many",
     "aread",
@@ -52,6 +54,7 @@ __all__ = [
     "object_key",
     "parse_key",
     "read",
+    "unchanged",
     "untrusted_keys",
 ]
 
@@ -67,13 +70,21 @@ class Snapshot:
     versions: dict[str, int]
     extra: object = None
     changed: dict[str, datetime | None] = field(default_factory=dict)
+    # Set when the process-local copy answered the whole read: see ``unchanged``.
+    proof: Proof | None = None
 
     @classmethod
-    def of(cls, stamps: Mapping[str, Stamp], extra: object = None) -> Snapshot:
+    def of(
+        cls,
+        stamps: Mapping[str, Stamp],
+        extra: object = None,
+        proof: Proof | None = None,
+    ) -> Snapshot:
         return cls(
             {key: stamp[0] for key, stamp in stamps.items()},
             extra,
             {key: moment(stamp[1]) for key, stamp in stamps.items()},
+            proof,
         )
 
     def last_changed(self) -> datetime | None:
@@ -139,11 +150,10 @@ def _plan(keys: Iterable[str], extra_key: str | None) -> _Plan:
 
 
 def _from_database(plan: _Plan, cached: Mapping[str, object] | None) -> Snapshot:
-    # The cache failed, or holds another epoch (a flush, a restart, a failover): nothing in it
-    # is trusted; the database answers and the live epoch is filled. The epoch is made BEFORE
-    # the database is read: a fill only lands in an epoch that existed before its read, so a
-    # write that committed before the read either published into it or finds it at publication
-    # (a new master's epoch exists only after the old one was retired: ``store.epoch``).
+    # The cache failed, or holds another epoch (a flush, a restart, a failover): the database
+    # answers and the live epoch is filled. The epoch is made BEFORE the database read: a fill
+    # lands only in an epoch that existed before its read, so a write committed before the read
+    # published into it or finds it (a new master's epoch follows the old one's retirement).
     backend = store_cache.cache()
     into = 0
     if cached is not None:
@@ -172,14 +182,17 @@ def _complete(plan: _Plan, cached: Mapping[str, object] | None) -> Snapshot:
     backend = store_cache.cache()
     # Split before repairing: the values just read may be the ones a failed write left stale.
     found, missing = store_cache.split(plan.keys, cached, plan.prefix)
+    proof = None
     if store_cache.untrusted:
         store_cache.repair(backend, plan.prefix)
+    elif not missing and isinstance(cached, local.Read):
+        proof = Proof(plan.server, plan.epoch, cached.proof)
     if missing:
         fresh = database.read_stamps(missing)
         store_cache.fill(backend, plan.epoch, fresh)
         found.update(fresh)
     extra = cached.get(plan.extra_key) if plan.extra_key is not None else None
-    return Snapshot.of(found, extra)
+    return Snapshot.of(found, extra, proof)
 
 
 def _all_cached(plan: _Plan, cached: Mapping[str, object] | None) -> bool:
@@ -289,7 +302,7 @@ def _announce(committed: dict[str, int]) -> None:
 
 def _published(db: str, committed: dict[str, Stamp]) -> None:
     reported = store_cache.publish(db, committed)
-    local.published(reported)  # the write fence (store/local.py)
+    fence.published(reported)  # the write fence (store/fence.py)
     purge.flush(db)  # every key of the transaction, once (shared caches: Varnish, CDNs)
     _announce({key: stamp[0] for key, stamp in committed.items()})
 

@@ -47,7 +47,7 @@ from django_conditional.preconditions import (
     evaluate,
 )
 from django_conditional.request import preconditions
-from django_conditional.store import local
+from django_conditional.store import fence
 from django_conditional.store.database import database
 from django_conditional.validators import ETag, Validators
 
@@ -192,7 +192,7 @@ def _write(
     write_etag: bool,
     watch: observe.Watch | None,
 ) -> HttpResponseBase:
-    with local.fenced(), transaction.atomic(using=database()):
+    with fence.fenced(), transaction.atomic(using=database()):
         # The queries spent deciding, counted for the decision record.
         before, validators = observe.counted(
             watch, _locked, source, request, args, kwargs

@@ -79,6 +79,32 @@ def redis_process(tmp_path: Any) -> Iterator[Any]:
         started.stop()
 
 
+@pytest.fixture
+def local_store(redis_process: Any, transactional_db: None) -> Iterator[Any]:
+    """The default cache on ``redis_process`` with the local version cache on, a lease that lasts, no writer's wait (unless a test
+    asks): what a test sees depends on invalidations only."""
+    from django.core.cache import caches
+    from django.test import override_settings
+
+    from django_conditional import versions
+    from django_conditional.store import local
+    from tests.test_store_faults import caches_for
+
+    with override_settings(
+        CACHES=caches_for(redis_process.url),
+        CONDITIONAL_LOCAL_CACHE=True,
+        CONDITIONAL_LEASE_SECONDS=3600.0,  # a lease that never runs out in a test
+        CONDITIONAL_WRITE_FENCE=False,
+    ):
+        versions.clear_local_state()
+        # Django's own RedisCache on plain TCP passes the capability check on every supported
+        # Django (6.1 adds driver_info to the pool's options: it once turned the cache off).
+        assert local.is_on(caches["default"]), (
+            "the local version cache turned itself off"
+        )
+        yield redis_process
+
+
 def find_chromium() -> str | None:
     """The system Chromium that Playwright drives (scripts/ensure-chromium installs it; never downloaded)."""
     for name in ("chromium", "chromium-browser", "google-chrome"):

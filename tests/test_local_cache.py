@@ -20,9 +20,9 @@ from django.core.cache import caches
 from django.test import override_settings
 
 from django_conditional import versions
-from django_conditional.store import epoch, local, resp3
+from django_conditional.store import epoch, fence, local, resp3
 from django_conditional.store.tracking import Tracked
-from tests.test_store_faults import REDIS_SERVER, Redis, caches_for
+from tests.test_store_faults import REDIS_SERVER, Redis
 
 pytestmark = pytest.mark.skipif(
     REDIS_SERVER is None, reason="needs redis-server on the PATH"
@@ -37,22 +37,8 @@ def server(redis_process: Redis) -> Redis:
 
 
 @pytest.fixture
-def store(server: Redis, transactional_db: None) -> Iterator[Redis]:
-    """The default cache on ``server``, a lease that lasts, no writer's wait (unless a test
-    asks): what a test sees depends on invalidations only."""
-    with override_settings(
-        CACHES=caches_for(server.url),
-        CONDITIONAL_LOCAL_CACHE=True,
-        CONDITIONAL_LEASE_SECONDS=LONG,
-        CONDITIONAL_WRITE_FENCE=False,
-    ):
-        versions.clear_local_state()
-        # Django's own RedisCache on plain TCP passes the capability check on every supported
-        # Django (6.1 adds driver_info to the pool's options: it once turned the cache off).
-        assert local.is_on(caches["default"]), (
-            "the local version cache turned itself off"
-        )
-        yield server
+def store(local_store: Redis) -> Redis:
+    return local_store
 
 
 def _tracked() -> Tracked:
@@ -325,7 +311,7 @@ def fence_waits(store: Redis, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[
     """The writer's waits (seconds left when it would sleep), with the fence on and T = 5 s."""
     waits: list[float] = []
     monkeypatch.setattr(
-        local, "_wait_until", lambda deadline: waits.append(deadline - time.monotonic())
+        fence, "_wait_until", lambda deadline: waits.append(deadline - time.monotonic())
     )
     with override_settings(CONDITIONAL_WRITE_FENCE=True, CONDITIONAL_LEASE_SECONDS=5):
         yield waits
@@ -354,7 +340,7 @@ def test_the_fence_waits_once_per_scope(fence_waits: list[float]) -> None:
     versions.bump(KEY)
     versions.bump("local-test:2")
     versions.read([KEY, "local-test:2"])  # both held
-    with local.fenced():
+    with fence.fenced():
         versions.bump(KEY)
         versions.bump("local-test:2")
         assert fence_waits == []  # deferred to the scope's end
@@ -400,7 +386,7 @@ def test_other_backends_and_the_setting_keep_the_one_read_path(store: Redis) -> 
     locmem = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     with override_settings(CACHES=locmem):
         assert not local.is_on(caches["default"])
-        assert not local._fencing()
+        assert not fence._fencing()
 
 
 def test_stats_count_hits_and_round_trips(store: Redis) -> None:

@@ -207,7 +207,7 @@ def _publish_once(
 
 def publish(db: str, committed: dict[str, Stamp]) -> bool:
     """After commit: write the versions a bump committed into the live epoch. True when the
-    script did, and said which write fence it needs (``store.local.fence_for``)."""
+    script did, and said which write fence it needs (``store.fence.fence_for``)."""
     backend = cache()
     server = fastcache.server_id(backend)
     try:

@@ -50,19 +50,16 @@ Sentinel failover the old master is retired and ``T`` waited before the new one 
 ``store.epoch``); the durations ``T`` of the writer and of the reader measured by clocks of
 the same rate: on one host ``time.monotonic()`` is one clock; across hosts their rates must
 agree within a bound ``ρ`` and ``T`` must be raised by ``ρ·T`` (NTP slews at most 500 ppm: 25 µs
-of 50 ms, covered by ``_MARGIN``); the client sends its revalidation after it received the
+of 50 ms, covered by ``store.fence``'s margin); the client sends its revalidation after it received the
 write's response.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
-import time
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from django_conditional import fastcache, redis_adapter
@@ -76,19 +73,15 @@ if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
 
 __all__ = [
+    "Proof",
+    "Read",
     "aget_many",
-    "fence_for",
-    "fence_ms",
-    "fenced",
     "get_many",
+    "holds",
     "is_on",
-    "published",
     "stats",
 ]
 
-_MARGIN: Final = (
-    0.001  # seconds added to the writer's wait: clock rates, sleep granularity
-)
 _MAX_MADE: Final = 4096
 _ATTRIBUTE: Final = "_django_conditional_local"
 _OFF: Final = "off"
@@ -207,6 +200,37 @@ def _read_through(made: list[str], versions: int) -> list[str | int]:
     return ["EVAL", _HOLD_READ, len(made), *made, _HOLD_MS, versions]
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Proof:
+    """What a read from the copy returned: the connection, the names and their raw values. While
+    the copy still holds exactly these (``holds``), the same read would return the same."""
+
+    tracked: Tracked
+    made: list[str]
+    raw: list[bytes | None]
+    server: str | None
+
+
+class Read(dict[str, object]):
+    """The decoded values of a read, and its ``Proof``."""
+
+    __slots__ = ("proof",)
+
+    def __init__(self, values: dict[str, object], proof: Proof) -> None:
+        super().__init__(values)
+        self.proof = proof
+
+
+def _answered(
+    side: _Side,
+    tracked: Tracked,
+    names: list[str],
+    made: list[str],
+    raw: list[bytes | None],
+) -> Read:
+    return Read(side.decode(names, raw), Proof(tracked, made, raw, tracked.server))
+
+
 def get_many(cache: BaseCache, names: list[str], versions: int) -> dict[str, object]:
     """``fastcache.get_many(cache, names)``, answered from the local copy when it may (see the
     module docstring). ``names``: the epoch key, ``versions`` version keys, then any others."""
@@ -228,7 +252,38 @@ def get_many(cache: BaseCache, names: list[str], versions: int) -> dict[str, obj
             raw = tracked.call("mget", made, *words, marks=versions)  # type: ignore[assignment]
         assert raw is not None
         _noted(cache, tracked, raw)
-    return side.decode(names, raw)
+    return _answered(side, tracked, names, made, raw)
+
+
+def holds(cache: BaseCache, proof: Proof) -> bool:
+    """Whether the read ``proof`` proves would now be answered from the copy with the same raw
+    values: pending invalidations applied first, under the lease, no holder mark run out (the
+    same conditions as ``get_many``). On the connection the read used: the process's, or the
+    running event loop's."""
+    side = _side(cache)
+    if side is None:
+        return False
+    tracked = proof.tracked
+    if tracked is side.tracked:
+        with side.lock:
+            return _still(tracked, proof)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return side.by_loop.get(loop) is tracked and _still(tracked, proof)
+
+
+def _still(tracked: Tracked, proof: Proof) -> bool:
+    tracked.check_pid()
+    tracked.drain()
+    if tracked.server != proof.server:
+        return False
+    if tracked.lookup(proof.made, conf.LEASE_SECONDS) != proof.raw:
+        return False
+    tracked.hits += 1
+    served.note(tracked.server)
+    return True
 
 
 async def aget_many(
@@ -251,76 +306,7 @@ async def aget_many(
         raw = await tracked.acall("mget", made, *words, marks=versions)  # type: ignore[assignment]
     assert raw is not None
     _noted(cache, tracked, raw)
-    return side.decode(names, raw)
-
-
-# -- the write fence --
-
-_fence = threading.local()
-
-
-def _fencing() -> bool:
-    from django_conditional.store import cache as store_cache
-
-    return conf.WRITE_FENCE and _side(store_cache.cache()) is not None
-
-
-def _wait_until(deadline: float) -> None:
-    left = deadline - time.monotonic()
-    if left > 0:
-        time.sleep(left)
-
-
-def fence_ms() -> int:
-    """A whole fence in milliseconds (``T`` and the margin, rounded up): how long the holder
-    mark a writer leaves lasts."""
-    return math.ceil((conf.LEASE_SECONDS + _MARGIN) * 1000)
-
-
-def fence_now() -> None:
-    """Wait a whole fence here (a former master was retired: copies read from it may be used
-    until ``T`` has passed)."""
-    if _fencing():
-        time.sleep(conf.LEASE_SECONDS + _MARGIN)
-
-
-def fence_for(seconds: float) -> None:
-    """A writer's script replaced keys that local copies may hold (their holder marks): this
-    thread's write must not answer before ``seconds`` from now. Inside ``fenced()`` the wait is
-    left to the scope's end; outside, to ``published()``."""
-    if seconds > 0 and _fencing():
-        deadline = time.monotonic() + seconds + _MARGIN
-        _fence.deadline = max(getattr(_fence, "deadline", 0.0), deadline)
-
-
-def published(reported: bool) -> None:
-    """After versions were published to the cache (in the commit hook). ``reported``: the
-    scripts said which fence the write needs (``fence_for``); else a whole one, from now."""
-    if not _fencing():
-        _fence.deadline = 0.0
-        return
-    if not reported:
-        fence_for(conf.LEASE_SECONDS)
-    if not getattr(_fence, "depth", 0):
-        deadline, _fence.deadline = getattr(_fence, "deadline", 0.0), 0.0
-        if deadline:
-            _wait_until(deadline)
-
-
-@contextmanager
-def fenced() -> Iterator[None]:
-    """A scope (a write request's transaction) whose publications wait once, at its end, until
-    ``T`` has passed since the last of them."""
-    _fence.depth = getattr(_fence, "depth", 0) + 1
-    try:
-        yield
-    finally:
-        _fence.depth -= 1
-        if not _fence.depth:
-            deadline = getattr(_fence, "deadline", 0.0)
-            _fence.deadline = 0.0
-            if deadline:
-                _wait_until(deadline)
+    return _answered(side, tracked, names, made, raw)
 
 
 def stats() -> dict[str, int]:

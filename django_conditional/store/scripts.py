@@ -12,7 +12,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Final
 
 from django_conditional import fastcache, redis_adapter
-from django_conditional.store import epoch, local
+from django_conditional.store import epoch, fence
 
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
@@ -120,7 +120,7 @@ class MonotonicWriter:
             return dict(values)  # Django's meaning of a timeout <= 0: do not cache
         start = epoch.prefix(into)
         made = [self.make_key(start + key) for key in values]
-        fence_ms = local.fence_ms()
+        fence_ms = fence.fence_ms()
         after = self.script(
             keys=[self.make_key(epoch.key(server)), *made],
             args=[timeout or 0, into, mode, server or "", fence_ms, *values.values()],
@@ -129,7 +129,7 @@ class MonotonicWriter:
             raise EpochMoved(after[1].decode())
         if after and after[0] == b"epoch":
             raise EpochMoved(server)
-        local.fence_for(int(after[-1]) / 1000)
+        fence.fence_for(int(after[-1]) / 1000)
         return dict(zip(values, after[:-1], strict=True))
 
 
@@ -170,7 +170,7 @@ class _PrimaryEpochs:
             return True  # one server (or replicas never written to)
         if not retire_peers(self.writer.described, server):
             return False
-        local.fence_now()  # copies read from a former master: unused once ``T`` has passed
+        fence.fence_now()  # copies read from a former master: unused once ``T`` has passed
         return True
 
     def add(self, name: str, value: int) -> object:

@@ -1,0 +1,207 @@
+"""Remembered 304s: a versioned view's 304 sent again while the read that made it still holds.
+
+A versioned view's 304 is a function of the request (method, host, path and query, the view's
+URL arguments, ``If-None-Match`` and the header values the view varies on), of the view's own
+declarations, of the settings, and of one store read. When the process-local version cache
+answered that read (``store.local``), the 304 is kept with the read's proof, and the next request
+with the same inputs gets a copy of it as soon as ``versions.unchanged`` says the same read would
+return the same bytes now: pending invalidations applied first, under the lease, no holder mark
+run out, the same server and epoch, no cached value distrusted. That is the condition under which
+the local copy itself may answer, so a remembered 304 is exactly as fresh as a recomputed one
+(``docs/local-cache.md``): it skips the key building, the decoding, the tag, the evaluation and
+the remembered headers, not a check.
+
+What else a 304 could depend on is kept out: per-user views, ``Last-Modified`` functions, key
+functions and URL parameters from callables (``Resource.from_url``), access checks that are not
+remembered by state, a declared ``Expires``, observed requests (``observe``), ``If-Match``,
+``If-Unmodified-Since``, ``Range``, ``If-Range``, a 304 with cookies. A remembered relative
+``Expires`` is recomputed on every copy. Each view keeps at most ``MAX_ANSWERS`` entries, each
+with bounded inputs; every table is emptied when a setting changes.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import wraps
+from typing import Any, Final, cast
+
+from asgiref.sync import iscoroutinefunction
+from django.core.signals import setting_changed
+from django.http import HttpRequest, HttpResponseBase
+
+from django_conditional import observe, versions
+from django_conditional.flow import View, proven
+from django_conditional.httpdate import format_http_date
+from django_conditional.responses import VARY_CODING_ATTRIBUTE, NotModified
+
+__all__ = ["MAX_ANSWERS", "Provenance", "forget", "remembering"]
+
+MAX_ANSWERS: Final = 1024
+MAX_INPUT: Final = (
+    4096  # characters of request input a key may hold; longer: not remembered
+)
+_REFUSED: Final = (
+    "HTTP_IF_MATCH",
+    "HTTP_IF_UNMODIFIED_SINCE",
+    "HTTP_RANGE",
+    "HTTP_IF_RANGE",
+)
+
+
+class _Table(dict[tuple[object, ...], "_Answer"]):
+    """One view's remembered 304s, by request inputs (a dict kept in a weak set: by identity)."""
+
+    __hash__ = object.__hash__  # type: ignore[assignment]
+    __eq__ = object.__eq__
+
+
+_tables: weakref.WeakSet[_Table] = weakref.WeakSet()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Provenance:
+    """What a 304 was made from: the store read's proof, and the remembered ``Expires`` offset
+    (None: no relative ``Expires``)."""
+
+    read: versions.Proof
+    expires_offset: float | None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Answer:
+    provenance: Provenance
+    headers: tuple[tuple[str, str], ...]
+    vary_coding: bool
+
+
+def _key(
+    request: HttpRequest,
+    args: tuple[object, ...],
+    kwargs: dict[str, Any],
+    vary: tuple[str, ...],
+) -> tuple[object, ...] | None:
+    """The request's inputs to a 304, or None when it must be computed."""
+    meta = request.META
+    tags = meta.get("HTTP_IF_NONE_MATCH")
+    method = request.method
+    if tags is None or method not in ("GET", "HEAD"):
+        return None
+    for name in _REFUSED:
+        if name in meta:
+            return None
+    key = (
+        method,
+        str(meta.get("HTTP_HOST") or meta.get("SERVER_NAME", "")),
+        request.path,
+        str(meta.get("QUERY_STRING", "")),
+        str(tags),
+        *[str(meta.get(name, "")) for name in vary],
+        args,
+        tuple(kwargs.items()),
+    )
+    if sum(len(part) for part in key if type(part) is str) > MAX_INPUT:
+        return None
+    try:
+        hash(key)
+    except TypeError:  # a URL converter's unhashable value
+        return None
+    return key
+
+
+def _copy(answer: _Answer) -> HttpResponseBase:
+    response = NotModified()
+    headers = response.headers
+    for name, value in answer.headers:
+        headers[name] = value
+    offset = answer.provenance.expires_offset
+    if offset is not None:
+        headers["Expires"] = format_http_date(
+            datetime.fromtimestamp(time.time() + offset, timezone.utc)
+        )
+    if answer.vary_coding:
+        setattr(response, VARY_CODING_ATTRIBUTE, True)
+    return response
+
+
+def _kept(
+    table: _Table,
+    key: tuple[object, ...],
+    request: HttpRequest,
+    response: HttpResponseBase,
+) -> None:
+    provenance = proven(request)
+    if (
+        not isinstance(provenance, Provenance)
+        or response.status_code != 304
+        or type(response) is not NotModified
+        or response.cookies
+    ):
+        return
+    if len(table) >= MAX_ANSWERS:
+        table.clear()
+    table[key] = _Answer(
+        provenance,
+        tuple(response.items()),
+        bool(getattr(response, VARY_CODING_ATTRIBUTE, False)),
+    )
+
+
+def _again(table: _Table, key: tuple[object, ...] | None) -> HttpResponseBase | None:
+    if key is None:
+        return None
+    answer = table.get(key)
+    if answer is None or observe.listening():
+        return None
+    if not versions.unchanged(answer.provenance.read):
+        table.pop(key, None)
+        return None
+    return _copy(answer)
+
+
+def remembering(view: View, vary: tuple[str, ...]) -> View:
+    """``view`` (a versioned view, all its wrappers included), its 304s remembered (see the module).
+    ``vary``: the request headers (``META`` names) its representations vary on."""
+    table = _Table()
+    _tables.add(table)
+    wrapped: Callable[..., Any] = view
+
+    if iscoroutinefunction(view):
+
+        async def _async_view(
+            request: HttpRequest, *args: object, **kwargs: Any
+        ) -> HttpResponseBase:
+            key = _key(request, args, kwargs, vary)
+            again = _again(table, key)
+            if again is not None:
+                return again
+            response: HttpResponseBase = await wrapped(request, *args, **kwargs)
+            if key is not None:
+                _kept(table, key, request, response)
+            return response
+
+        return cast(View, wraps(view)(_async_view))
+
+    def _view(request: HttpRequest, *args: object, **kwargs: Any) -> HttpResponseBase:
+        key = _key(request, args, kwargs, vary)
+        again = _again(table, key)
+        if again is not None:
+            return again
+        response: HttpResponseBase = wrapped(request, *args, **kwargs)
+        if key is not None:
+            _kept(table, key, request, response)
+        return response
+
+    return cast(View, wraps(view)(_view))
+
+
+def forget(**kwargs: object) -> None:
+    """Empty every table (a setting changed; tests)."""
+    for table in list(_tables):
+        table.clear()
+
+
+setting_changed.connect(forget, dispatch_uid="django_conditional.answers")
