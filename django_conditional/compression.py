@@ -41,6 +41,8 @@ def coded_etag(etag: str) -> str | None:
 
 
 def _client_holds_coded(request: HttpRequest, coded: str) -> bool:
+    if coded[1:-1] not in request.META.get("HTTP_IF_NONE_MATCH", ""):
+        return False  # a tag cannot match unless its characters are there (no escapes)
     conditions = preconditions(request)
     tags = conditions.if_none_match
     if not tags or tags == ANY:

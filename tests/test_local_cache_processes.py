@@ -17,6 +17,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -111,7 +113,38 @@ def server(redis_process: Redis) -> Redis:
     return redis_process
 
 
-def _readers(tmp_path: Path, url: str, count: int) -> list[subprocess.Popen[str]]:
+# A reader that answers through a versioned view, so its 304s are remembered (``answers``): a
+# line is the If-None-Match to send ("-": none); it prints the status, the ETag and whether the
+# local copy answered.
+VIEW_READER = """
+import sys
+import django
+django.setup()
+from django.http import HttpResponse
+from django.test import RequestFactory
+from django_conditional.resources import ObjectOf
+from django_conditional.store import local
+from django_conditional.versioned_views import versioned
+from tests.testapp.models import Article
+
+def page(request, pk):
+    return HttpResponse(b"article")
+
+view = versioned(ObjectOf(Article), vary=())(page)
+factory = RequestFactory()
+for line in sys.stdin:
+    tag = line.strip()
+    extra = {} if tag == "-" else {"HTTP_IF_NONE_MATCH": tag}
+    hits = local.stats()["hits"]
+    response = view(factory.get("/articles/1/", **extra), pk=1)
+    print(response.status_code, response["ETag"], local.stats()["hits"] - hits, flush=True)
+"""
+VIEW_KEY = "o:testapp.article:1"
+
+
+def _readers(
+    tmp_path: Path, url: str, count: int, script: str = READER
+) -> list[subprocess.Popen[str]]:
     (tmp_path / "fence_reader_settings.py").write_text(
         "from tests.settings import *  # noqa: F403\n"
         f"CACHES = {{'default': {{'BACKEND': {REDIS!r}, 'LOCATION': {url!r},"
@@ -128,7 +161,7 @@ def _readers(tmp_path: Path, url: str, count: int) -> list[subprocess.Popen[str]
     }
     return [
         subprocess.Popen(
-            [sys.executable, "-c", READER],
+            [sys.executable, "-c", script],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -147,10 +180,14 @@ def _ask(reader: subprocess.Popen[str]) -> tuple[int, int]:
     return int(value), int(hit)
 
 
-def _rounds(fence: bool, tmp_path: Path, server: Redis) -> dict[str, int]:
+@contextmanager
+def _behind_a_slow_network(
+    fence: bool, tmp_path: Path, server: Redis, script: str
+) -> Iterator[list[subprocess.Popen[str]]]:
+    """Two readers running ``script`` behind the delaying proxy; this process writes directly,
+    with the write fence on or off."""
     proxy = DelayProxy(server.port, DELAY)
-    readers = _readers(tmp_path, f"redis://127.0.0.1:{proxy.port}/0", 2)
-    counts = {"reads": 0, "local": 0, "stale": 0, "stale_local": 0}
+    readers = _readers(tmp_path, f"redis://127.0.0.1:{proxy.port}/0", 2, script)
     try:
         with override_settings(
             CACHES=caches_for(server.url),
@@ -159,24 +196,30 @@ def _rounds(fence: bool, tmp_path: Path, server: Redis) -> dict[str, int]:
             CONDITIONAL_WRITE_FENCE=fence,
         ):
             versions.clear_local_state()
-            versions.bump(KEY)
-            for _ in range(ROUNDS):
-                for reader in readers:
-                    _ask(reader)  # each holds a copy, with a lease
-                written = versions.bump(KEY)[KEY]  # its response would leave now
-                for reader in readers:
-                    value, hit = _ask(reader)
-                    assert 0 < value <= written
-                    counts["reads"] += 1
-                    counts["local"] += hit
-                    if value != written:
-                        counts["stale"] += 1
-                        counts["stale_local"] += hit
+            yield readers
     finally:
         for reader in readers:
             reader.kill()
             reader.wait(10)
         proxy.close()
+
+
+def _rounds(fence: bool, tmp_path: Path, server: Redis) -> dict[str, int]:
+    counts = {"reads": 0, "local": 0, "stale": 0, "stale_local": 0}
+    with _behind_a_slow_network(fence, tmp_path, server, READER) as readers:
+        versions.bump(KEY)
+        for _ in range(ROUNDS):
+            for reader in readers:
+                _ask(reader)  # each holds a copy, with a lease
+            written = versions.bump(KEY)[KEY]  # its response would leave now
+            for reader in readers:
+                value, hit = _ask(reader)
+                assert 0 < value <= written
+                counts["reads"] += 1
+                counts["local"] += hit
+                if value != written:
+                    counts["stale"] += 1
+                    counts["stale_local"] += hit
     print(f"write fence {'on' if fence else 'off'}: {counts}")
     return counts
 
@@ -194,3 +237,51 @@ def test_control_without_the_write_fence(tmp_path: Path, server: Redis) -> None:
     """The control: what the fence prevents (printed with ``-s``; it depends on timing)."""
     counts = _rounds(False, tmp_path, server)
     assert counts["stale"] == counts["stale_local"]  # only ever from memory
+
+
+def _revalidate(reader: subprocess.Popen[str], tag: str) -> tuple[int, str, int]:
+    assert reader.stdin is not None and reader.stdout is not None
+    reader.stdin.write(tag + "\n")
+    reader.stdin.flush()
+    status, etag, hit = reader.stdout.readline().split()
+    return int(status), etag, int(hit)
+
+
+def _view_rounds(fence: bool, tmp_path: Path, server: Redis) -> dict[str, int]:
+    """Readers revalidate through a versioned view (twice: the second 304 is a remembered one),
+    then the test process bumps; a 304 for the old tag after the bump returned is stale."""
+    counts = {"revalidations": 0, "remembered": 0, "stale": 0}
+    with _behind_a_slow_network(fence, tmp_path, server, VIEW_READER) as readers:
+        versions.bump(VIEW_KEY)
+        for _ in range(ROUNDS):
+            tags = [_revalidate(reader, "-")[1] for reader in readers]
+            for reader, tag in zip(readers, tags, strict=True):
+                computed = _revalidate(reader, tag)[0]
+                # (Without the fence the tag itself may have been a stale answer.)
+                assert computed == 304 or not fence
+                status, _, hit = _revalidate(reader, tag)  # remembered, from memory
+                counts["remembered"] += status == 304 and hit
+            versions.bump(VIEW_KEY)  # its response would leave now
+            for reader, tag in zip(readers, tags, strict=True):
+                counts["revalidations"] += 1
+                counts["stale"] += _revalidate(reader, tag)[0] == 304
+    print(f"remembered 304s, write fence {'on' if fence else 'off'}: {counts}")
+    return counts
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_remembered_304_for_the_old_tag_after_a_fenced_write(
+    tmp_path: Path, server: Redis
+) -> None:
+    counts = _view_rounds(True, tmp_path, server)
+    assert counts["remembered"] > 0  # the path under test was taken
+    assert counts["stale"] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_control_remembered_304s_without_the_write_fence(
+    tmp_path: Path, server: Redis
+) -> None:
+    """The control: stale remembered 304s the fence prevents (printed with ``-s``)."""
+    counts = _view_rounds(False, tmp_path, server)
+    assert counts["revalidations"] == 2 * ROUNDS
