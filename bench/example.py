@@ -51,6 +51,22 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CACHES["default"]["KEY_PREFIX"] = "bench-example"  # noqa: F405
 LOGGING = {"version": 1, "disable_existing_loggers": False}
 """
+# The bound of any answer made inside gunicorn's sync workers: a WSGI callable that answers
+# /bench/bare/ before Django (a 200 with a tag, a 304 to If-None-Match), everything else to the site.
+WSGI = """\
+from example_project.wsgi import application as site
+
+
+def application(environ, start_response):
+    if environ.get("PATH_INFO") != "/bench/bare/":
+        return site(environ, start_response)
+    if environ.get("HTTP_IF_NONE_MATCH"):
+        start_response("304 Not Modified", [("ETag", '"bare"')])
+        return []
+    start_response("200 OK", [("ETag", '"bare"'), ("Content-Length", "0")])
+    return []
+"""
+BARE = ("bare-304", "/bench/bare/", True)  # under load only: it never reaches Django
 # (name, path, conditional): a 304 case revalidates the tag of its own page's 200.
 PAGES = [
     ("floor", "/bench/floor/", False),
@@ -73,9 +89,9 @@ COUNTED = (
 )
 
 
-def cases(pk: int) -> list[Case]:
+def cases(pk: int, bare: bool = False) -> list[Case]:
     built = []
-    for name, path, conditional in PAGES:
+    for name, path, conditional in [*PAGES, *([BARE] if bare else [])]:
         url = path.format(pk=pk)
         if conditional:
             built.append(
@@ -226,6 +242,7 @@ def run(base: str, rounds: int, duration: float, number: int) -> dict[str, Any]:
         redis = load_faults.OwnRedis(directory)
         redis.start()
         (directory / "bench_example_settings.py").write_text(SETTINGS)
+        (directory / "bench_example_wsgi.py").write_text(WSGI)
         stats = directory / "local-stats.jsonl"
         env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
         env.update(
@@ -240,7 +257,9 @@ def run(base: str, rounds: int, duration: float, number: int) -> dict[str, Any]:
         server: load_oracle.Server | None = None
         try:
             prepare_database(env, ARTICLES)
-            server = load_oracle.start_server(env, load.WORKERS, directory / "g.log")
+            server = load_oracle.start_server(
+                env, load.WORKERS, directory / "g.log", app="bench_example_wsgi"
+            )
             page = load.request(server.port, "GET", "/articles/")[2].decode()
             pk = int(re.findall(r'href="/articles/(\d+)/"', page)[0])
             result["pk"] = pk
@@ -251,7 +270,7 @@ def run(base: str, rounds: int, duration: float, number: int) -> dict[str, Any]:
                 cwd=ROOT, env=env, check=True, timeout=300,
             )  # fmt: skip
             result["inprocess"] = json.loads(child.read_text())
-            plan = _plan(server, cases(pk))
+            plan = _plan(server, cases(pk, bare=True))
             result["load"] = _rounds(server, redis, plan, rounds, duration)
             result["counted"] = counted(server, redis, base, plan, duration, stats)
         finally:

@@ -128,11 +128,11 @@ def section(result: dict[str, Any]) -> list[str]:
     for name, runs in result["load"].items():
         counted = result["counted"].get(name, {})
         cpu = statistics.median(r["cpu_us"].get("gunicorn", float("nan")) for r in runs)
-
+        in_process = timed[name]["cpu_us"] if name in timed else float("nan")
         lines.append(
             f"| {name} | {statistics.median(r['rps'] for r in runs):.0f} | "
             f"{ratio(result, name, 'floor'):.2f} | {cpu:.0f} | "
-            f"{timed[name]['cpu_us']:.0f} | {_show(counted, 'transactions_per_request', '.4f')} | "
+            f"{in_process:.0f} | {_show(counted, 'transactions_per_request', '.4f')} | "
             f"{_show(counted, 'redis_commands_per_request', '.3f')} | "
             f"{_show(counted, 'without_round_trip', '.1%')} |"
         )
@@ -144,4 +144,14 @@ def section(result: dict[str, Any]) -> list[str]:
         "CPU minus the floor's and minus its read. Profile: "
         "[example-detail-304.txt](profiles/example-detail-304.txt).",
     ]
+    if "bare-304" in result["load"]:
+        lines += [
+            "",
+            "The bound of any answer made inside gunicorn's sync workers (one connection per "
+            "request, no keep-alive): `bare-304` is a WSGI callable that answers before Django "
+            "(`bench/example.py`, `WSGI`). It runs at "
+            f"{ratio(result, 'bare-304', 'detail-200'):.2f}x the detail page's 200 and "
+            f"{ratio(result, 'bare-304', 'floor'):.2f}x the floor; the version 304 runs at "
+            f"{ratio(result, 'detail-304', 'bare-304'):.2f}x `bare-304`.",
+        ]
     return lines

@@ -121,12 +121,14 @@ class Server:
         stop(self.process)
 
 
-def start_server(env: dict[str, str], workers: int, log_path: Path) -> Server:
+def start_server(
+    env: dict[str, str], workers: int, log_path: Path, app: str = "example_project.wsgi"
+) -> Server:
     port = free_port()
     conf = log_path.parent / "gunicorn_conf.py"  # the workers' local-cache counters
     conf.write_text(load_faults.GUNICORN_CONF)
     command = [
-        sys.executable, "-m", "gunicorn", "example_project.wsgi",
+        sys.executable, "-m", "gunicorn", app,
         "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
         "--timeout", "30", "--backlog", "256", "-c", str(conf),
     ]  # fmt: skip

@@ -182,7 +182,12 @@ def _example_result() -> dict[str, Any]:
     from bench import example
 
     names = [name for name, _, _ in example.PAGES]
-    rps = {"floor": 1000.0, "detail-200": 30.0, "django-detail-304": 500.0}
+    rps = {
+        "floor": 1000.0,
+        "detail-200": 30.0,
+        "django-detail-304": 500.0,
+        "bare-304": 1800.0,
+    }
 
     def run_of(name: str) -> dict[str, Any]:
         return {"rps": rps.get(name, 900.0), "cpu_us": {"gunicorn": 100.0}}
@@ -203,7 +208,7 @@ def _example_result() -> dict[str, Any]:
     return {
         "rounds": 2,
         "duration": 2.0,
-        "load": {name: [run_of(name), run_of(name)] for name in names},
+        "load": {name: [run_of(name), run_of(name)] for name in [*names, "bare-304"]},
         "counted": counted,
         "inprocess": {
             "timed": {
@@ -232,6 +237,8 @@ def test_example_report_targets_and_section():
     )
     text = "\n".join(example_report.section(result))
     assert "### Targets (issue 16)" in text and "| api-list-304 |" in text
+    assert "It runs at 60.00x the detail page's 200 and 1.80x the floor" in text
+    assert "| bare-304 | 1800 | 1.80 | 100 | nan |" in text  # under load only
     result["counted"]["list-304"]["transactions_per_request"] = 0.01
     failed = [t for t, _, passed in example_report.targets(result) if not passed]
     assert failed == [
