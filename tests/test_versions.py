@@ -807,6 +807,24 @@ def test_lock_creates_rows_and_reads_the_database():
 
 
 @pytest.mark.django_db
+def test_a_second_lock_of_rows_seen_is_one_query_and_a_deleted_row_comes_back():
+    with transaction.atomic():
+        versions.lock(["seen-a", "seen-b"])  # rows made: now known to exist
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        assert versions.lock(["seen-b", "seen-a"]) == {"seen-a": 0, "seen-b": 0}
+    locking = [q for q in queries.captured_queries if "resourceversion" in q["sql"]]
+    assert len(locking) == (
+        2 if connection.vendor == "sqlite" else 1
+    )  # + SQLite's reserve
+    ResourceVersion.objects.filter(key="seen-a").delete()  # by hand
+    with transaction.atomic():
+        assert versions.lock(["seen-a", "seen-b"]) == {"seen-a": 0, "seen-b": 0}
+        assert ResourceVersion.objects.filter(
+            key="seen-a"
+        ).exists()  # made again, locked
+
+
+@pytest.mark.django_db
 def test_portable_bump_path(monkeypatch, django_capture_on_commit_callbacks):
     monkeypatch.setattr(store_database, "uses_upsert", lambda db: False)
     with django_capture_on_commit_callbacks(execute=True):

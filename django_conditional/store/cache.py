@@ -113,8 +113,20 @@ def fill(backend: BaseCache, into: int, values: Mapping[str, Stamp]) -> None:
         warn("add", exc)
 
 
-def _mark(backend: BaseCache, marks: dict[str, str], server: str | None) -> None:
-    into = epoch.establish(epoch_store(backend), server)
+def _live_epoch(backend: BaseCache, server: str | None, attempt: int) -> int:
+    """The epoch a write goes into. The script checks it atomically with the write (another
+    epoch, or none: ``EpochMoved``, and the next attempt asks the cache), so its first attempt
+    takes the one believed and spares a round trip; anything else asks the cache."""
+    believed = epoch.believed(server)
+    if attempt == 0 and believed and monotonic_writer(backend) is not None:
+        return believed
+    return epoch.establish(epoch_store(backend), server)
+
+
+def _mark(
+    backend: BaseCache, marks: dict[str, str], server: str | None, attempt: int
+) -> None:
+    into = _live_epoch(backend, server, attempt)
     if not into:
         return
     writer = monotonic_writer(backend)
@@ -134,9 +146,9 @@ def mark_pending(keys: Iterable[str]) -> None:
     marks = dict.fromkeys(keys, PENDING)
     try:
         server = fastcache.server_id(backend)
-        for _attempt in range(3):
+        for attempt in range(3):
             try:
-                return _mark(backend, marks, server)
+                return _mark(backend, marks, server, attempt)
             except EpochMoved as moved:  # another server life: mark there
                 server = moved.server
             except epoch.Retired:  # its connections are closed: ask Sentinel again
@@ -191,10 +203,15 @@ def _pickled(stamps: Mapping[str, Stamp]) -> dict[str, bytes]:
 
 
 def _publish_once(
-    backend: BaseCache, server: str | None, db: str, committed: dict[str, Stamp]
+    backend: BaseCache,
+    server: str | None,
+    db: str,
+    committed: dict[str, Stamp],
+    attempt: int,
 ) -> bool:
-    # The epoch is read after the commit: a namespace made later reads the database after it.
-    into = epoch.establish(epoch_store(backend), server)
+    # The epoch is checked after the commit (by the script, or read): a namespace made later
+    # reads the database after it.
+    into = _live_epoch(backend, server, attempt)
     if not into:
         return False  # nothing cached is trusted: readers go to the database
     writer = monotonic_writer(backend)
@@ -211,9 +228,9 @@ def publish(db: str, committed: dict[str, Stamp]) -> bool:
     backend = cache()
     server = fastcache.server_id(backend)
     try:
-        for _attempt in range(3):
+        for attempt in range(3):
             try:
-                return _publish_once(backend, server, db, committed)
+                return _publish_once(backend, server, db, committed, attempt)
             except EpochMoved as moved:
                 server = moved.server
                 fastcache.note_server(backend, server)

@@ -9,7 +9,7 @@ a replica's lag could otherwise put an old version in the cache.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from django.apps import apps
 from django.db import DatabaseError, IntegrityError, connections, router, transaction
@@ -231,35 +231,63 @@ def _reserve(db: str, keys: Sequence[str]) -> None:
         manager.filter(key__in=keys[:1]).update(version=F("version"))
 
 
-def lock(keys: Iterable[str], using: str | None = None) -> dict[str, int]:
-    """Lock the rows of ``keys`` (creating missing ones) until the transaction ends; their versions."""
-    model = row_model()
-    db = database(using)
-    if not connections[db].in_atomic_block:
-        raise transaction.TransactionManagementError(
-            "versions.lock() must be called inside transaction.atomic()"
-        )
-    unique = sorted(
-        set(keys)
-    )  # one lock order everywhere: no deadlock between two writers
-    if not unique:
-        return {}
-    _reserve(db, unique)
-    manager = model._base_manager.db_manager(db)
-    for chunk in chunks(unique):
-        existing = set(manager.filter(key__in=chunk).values_list("key", flat=True))
-        missing = [key for key in chunk if key not in existing]
-        if missing:
-            manager.bulk_create(
-                [model(key=key, version=0, **row_defaults(key)) for key in missing],
-                ignore_conflicts=True,
-            )
-    values = dict.fromkeys(unique, 0)
-    for chunk in chunks(unique):
-        values.update(
+# Rows this process has seen exist, per database: a lock of only such keys takes one query (the
+# locking read), not two. Rows are deleted only by hand; a deleted one is simply created again.
+_existing: set[tuple[str, str]] = set()
+_MAX_EXISTING: Final = 65536
+
+
+def _locked_versions(manager: Any, keys: Sequence[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for chunk in chunks(keys):
+        found.update(
             manager.select_for_update()
             .filter(key__in=chunk)
             .order_by("key")
             .values_list("key", "version")
         )
+    return found
+
+
+def _create(manager: Any, keys: Sequence[str]) -> None:
+    model = row_model()
+    manager.bulk_create(
+        [model(key=key, version=0, **row_defaults(key)) for key in keys],
+        ignore_conflicts=True,
+    )
+
+
+def lock(keys: Iterable[str], using: str | None = None) -> dict[str, int]:
+    """Lock the rows of ``keys`` (creating missing ones) until the transaction ends; their versions."""
+    db = database(using)
+    if not connections[db].in_atomic_block:
+        raise transaction.TransactionManagementError(
+            "versions.lock() must be called inside transaction.atomic()"
+        )
+    # One lock order everywhere: no deadlock between two writers.
+    unique = sorted(set(keys))
+    if not unique:
+        return {}
+    _reserve(db, unique)
+    manager = row_model()._base_manager.db_manager(db)
+    values = dict.fromkeys(unique, 0)
+    if all((db, key) in _existing for key in unique):
+        found = _locked_versions(manager, unique)
+        missing = [key for key in unique if key not in found]
+        if missing:  # deleted by hand since: made again, and locked too
+            _create(manager, missing)
+            found.update(_locked_versions(manager, missing))
+        values.update(found)
+        return values
+    # Missing rows are created before any row is locked: a writer never waits for another's
+    # insert while holding a lock.
+    for chunk in chunks(unique):
+        existing = set(manager.filter(key__in=chunk).values_list("key", flat=True))
+        missing = [key for key in chunk if key not in existing]
+        if missing:
+            _create(manager, missing)
+    values.update(_locked_versions(manager, unique))
+    if len(_existing) > _MAX_EXISTING:
+        _existing.clear()
+    _existing.update((db, key) for key in unique)
     return values
