@@ -26,7 +26,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import wraps
+from functools import lru_cache, wraps
 from typing import Any, Final, cast
 
 from asgiref.sync import iscoroutinefunction
@@ -93,23 +93,24 @@ def _key(
     for name in _REFUSED:
         if name in meta:
             return None
-    key = (
-        method,
-        str(meta.get("HTTP_HOST") or meta.get("SERVER_NAME", "")),
-        request.path,
-        str(meta.get("QUERY_STRING", "")),
-        str(tags),
-        *[str(meta.get(name, "")) for name in vary],
-        args,
-        tuple(kwargs.items()),
-    )
-    if sum(len(part) for part in key if type(part) is str) > MAX_INPUT:
+    values = tuple([str(meta.get(name, "")) for name in vary])
+    host = str(meta.get("HTTP_HOST") or meta.get("SERVER_NAME", ""))
+    path, query = request.path, str(meta.get("QUERY_STRING", ""))
+    size = len(host) + len(path) + len(query) + len(tags) + sum(map(len, values))
+    if size > MAX_INPUT:
         return None
+    key = (method, host, path, query, str(tags), values, args, tuple(kwargs.items()))
     try:
         hash(key)
     except TypeError:  # a URL converter's unhashable value
         return None
     return key
+
+
+@lru_cache(maxsize=64)
+def _expires(moment: int) -> str:
+    # An HTTP-date has whole seconds: one formatting per second and offset.
+    return format_http_date(datetime.fromtimestamp(moment, timezone.utc))
 
 
 def _copy(answer: _Answer) -> HttpResponseBase:
@@ -119,9 +120,7 @@ def _copy(answer: _Answer) -> HttpResponseBase:
         headers[name] = value
     offset = answer.provenance.expires_offset
     if offset is not None:
-        headers["Expires"] = format_http_date(
-            datetime.fromtimestamp(time.time() + offset, timezone.utc)
-        )
+        headers["Expires"] = _expires(int(time.time() + offset))
     if answer.vary_coding:
         setattr(response, VARY_CODING_ATTRIBUTE, True)
     return response

@@ -186,7 +186,7 @@ def _complete(plan: _Plan, cached: Mapping[str, object] | None) -> Snapshot:
     if store_cache.untrusted:
         store_cache.repair(backend, plan.prefix)
     elif not missing and isinstance(cached, local.Read):
-        proof = Proof(plan.server, plan.epoch, cached.proof)
+        proof = Proof(plan.server, plan.epoch, cached.proof, plan.backend)
     if missing:
         fresh = database.read_stamps(missing)
         store_cache.fill(backend, plan.epoch, fresh)

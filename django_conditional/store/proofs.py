@@ -9,10 +9,14 @@ same now, so anything computed from it alone may be used again (``answers``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django_conditional import fastcache
 from django_conditional.store import cache as store_cache
 from django_conditional.store import epoch, local
+
+if TYPE_CHECKING:
+    from django.core.cache.backends.base import BaseCache
 
 __all__ = ["Proof", "unchanged"]
 
@@ -24,6 +28,9 @@ class Proof:
     server: str | None
     epoch: int
     read: local.Proof
+    backend: (
+        BaseCache  # the version cache read (any setting change forgets every proof)
+    )
 
 
 def unchanged(proof: Proof) -> bool:
@@ -31,7 +38,7 @@ def unchanged(proof: Proof) -> bool:
     distrusted, the local copy's raw values unchanged: ``store.local.holds``)."""
     if store_cache.untrusted:
         return False
-    backend = store_cache.cache()
+    backend = proof.backend
     server = fastcache.server_id(backend)
     return (
         server == proof.server
