@@ -14,15 +14,16 @@ the remembered headers, not a check.
 What else a 304 could depend on is kept out: per-user views, ``Last-Modified`` functions, key
 functions and URL parameters from callables (``Resource.from_url``), access checks that are not
 remembered by state, a declared ``Expires``, observed requests (``observe``), ``If-Match``,
-``If-Unmodified-Since``, ``Range``, ``If-Range``, a 304 with cookies. A remembered relative
-``Expires`` is recomputed on every copy. Each view keeps at most ``MAX_ANSWERS`` entries, each
-with bounded inputs; every table is emptied when a setting changes.
+``If-Unmodified-Since``, ``Range``, ``If-Range``, a 304 with cookies. ``Accept-Encoding`` is always
+keyed (the compression middleware matches a coded tag by it). A remembered relative ``Expires`` is
+recomputed on every copy. The process keeps at most ``MAX_ANSWERS`` entries, each with bounded
+inputs, all forgotten when a setting changes.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -40,9 +41,9 @@ from django_conditional.responses import VARY_CODING_ATTRIBUTE, NotModified
 
 __all__ = ["MAX_ANSWERS", "Provenance", "forget", "remembering"]
 
-MAX_ANSWERS: Final = 1024
+MAX_ANSWERS: Final = 4096  # in the process, all views together
 MAX_INPUT: Final = (
-    4096  # characters of request input a key may hold; longer: not remembered
+    2048  # characters of request input a key may hold; longer: not remembered
 )
 _REFUSED: Final = (
     "HTTP_IF_MATCH",
@@ -52,14 +53,8 @@ _REFUSED: Final = (
 )
 
 
-class _Table(dict[tuple[object, ...], "_Answer"]):
-    """One view's remembered 304s, by request inputs (a dict kept in a weak set: by identity)."""
-
-    __hash__ = object.__hash__  # type: ignore[assignment]
-    __eq__ = object.__eq__
-
-
-_tables: weakref.WeakSet[_Table] = weakref.WeakSet()
+_answers: dict[tuple[object, ...], _Answer] = {}  # (view number, request inputs) -> 304
+_views = itertools.count()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -79,6 +74,7 @@ class _Answer:
 
 
 def _key(
+    view: int,
     request: HttpRequest,
     args: tuple[object, ...],
     kwargs: dict[str, Any],
@@ -94,12 +90,25 @@ def _key(
         if name in meta:
             return None
     values = tuple([str(meta.get(name, "")) for name in vary])
+    # A coded tag ("v3-gzip") matches by Accept-Encoding (``preconditions``): always keyed.
+    coding = str(meta.get("HTTP_ACCEPT_ENCODING", ""))
     host = str(meta.get("HTTP_HOST") or meta.get("SERVER_NAME", ""))
     path, query = request.path, str(meta.get("QUERY_STRING", ""))
-    size = len(host) + len(path) + len(query) + len(tags) + sum(map(len, values))
-    if size > MAX_INPUT:
+    size = len(host) + len(path) + len(query) + len(tags) + len(coding)
+    if size + sum(map(len, values)) > MAX_INPUT:
         return None
-    key = (method, host, path, query, str(tags), values, args, tuple(kwargs.items()))
+    key = (
+        view,
+        method,
+        host,
+        path,
+        query,
+        str(tags),
+        coding,
+        values,
+        args,
+        tuple(kwargs.items()),
+    )
     try:
         hash(key)
     except TypeError:  # a URL converter's unhashable value
@@ -127,36 +136,34 @@ def _copy(answer: _Answer) -> HttpResponseBase:
 
 
 def _kept(
-    table: _Table,
-    key: tuple[object, ...],
-    request: HttpRequest,
-    response: HttpResponseBase,
+    key: tuple[object, ...] | None, request: HttpRequest, response: HttpResponseBase
 ) -> None:
-    provenance = proven(request)
+    provenance = proven(request)  # taken off the request in any case
     if (
-        not isinstance(provenance, Provenance)
+        key is None
+        or not isinstance(provenance, Provenance)
         or response.status_code != 304
         or type(response) is not NotModified
         or response.cookies
     ):
         return
-    if len(table) >= MAX_ANSWERS:
-        table.clear()
-    table[key] = _Answer(
+    if len(_answers) >= MAX_ANSWERS:
+        _answers.clear()  # only ever costs recomputing
+    _answers[key] = _Answer(
         provenance,
         tuple(response.items()),
         bool(getattr(response, VARY_CODING_ATTRIBUTE, False)),
     )
 
 
-def _again(table: _Table, key: tuple[object, ...] | None) -> HttpResponseBase | None:
+def _again(key: tuple[object, ...] | None) -> HttpResponseBase | None:
     if key is None:
         return None
-    answer = table.get(key)
+    answer = _answers.get(key)
     if answer is None or observe.listening():
         return None
     if not versions.unchanged(answer.provenance.read):
-        table.pop(key, None)
+        _answers.pop(key, None)
         return None
     return _copy(answer)
 
@@ -164,8 +171,7 @@ def _again(table: _Table, key: tuple[object, ...] | None) -> HttpResponseBase | 
 def remembering(view: View, vary: tuple[str, ...]) -> View:
     """``view`` (a versioned view, all its wrappers included), its 304s remembered (see the module).
     ``vary``: the request headers (``META`` names) its representations vary on."""
-    table = _Table()
-    _tables.add(table)
+    number = next(_views)
     wrapped: Callable[..., Any] = view
 
     if iscoroutinefunction(view):
@@ -173,34 +179,31 @@ def remembering(view: View, vary: tuple[str, ...]) -> View:
         async def _async_view(
             request: HttpRequest, *args: object, **kwargs: Any
         ) -> HttpResponseBase:
-            key = _key(request, args, kwargs, vary)
-            again = _again(table, key)
+            key = _key(number, request, args, kwargs, vary)
+            again = _again(key)
             if again is not None:
                 return again
             response: HttpResponseBase = await wrapped(request, *args, **kwargs)
-            if key is not None:
-                _kept(table, key, request, response)
+            _kept(key, request, response)
             return response
 
         return cast(View, wraps(view)(_async_view))
 
     def _view(request: HttpRequest, *args: object, **kwargs: Any) -> HttpResponseBase:
-        key = _key(request, args, kwargs, vary)
-        again = _again(table, key)
+        key = _key(number, request, args, kwargs, vary)
+        again = _again(key)
         if again is not None:
             return again
         response: HttpResponseBase = wrapped(request, *args, **kwargs)
-        if key is not None:
-            _kept(table, key, request, response)
+        _kept(key, request, response)
         return response
 
     return cast(View, wraps(view)(_view))
 
 
 def forget(**kwargs: object) -> None:
-    """Empty every table (a setting changed; tests)."""
-    for table in list(_tables):
-        table.clear()
+    """Forget every remembered 304 (a setting changed; tests)."""
+    _answers.clear()
 
 
 setting_changed.connect(forget, dispatch_uid="django_conditional.answers")

@@ -48,7 +48,7 @@ from django_conditional.preconditions import (
 )
 from django_conditional.request import preconditions
 from django_conditional.store import fence
-from django_conditional.store.database import database
+from django_conditional.store.database import RowsMissing, database
 from django_conditional.validators import ETag, Validators
 
 if TYPE_CHECKING:
@@ -163,7 +163,8 @@ def _stamp(
         location = response.headers.get("Location")
         etag = created_etag(request, location) if location else None
     elif response.status_code in (200, 204):
-        after = versions.lock(before)
+        # The rows are this transaction's (locked before the view): read, not locked again.
+        after = {key: stamp[0] for key, stamp in versions.locked_stamps(before).items()}
         etag = source.current_etag(request, after) if after != before else None
     if etag is not None:
         response.headers["ETag"] = str(etag)
@@ -192,10 +193,28 @@ def _write(
     write_etag: bool,
     watch: observe.Watch | None,
 ) -> HttpResponseBase:
+    try:
+        return _write_once(view, source, request, args, kwargs, write_etag, watch, True)
+    except RowsMissing:  # before the view ran: start again, making the rows first
+        return _write_once(
+            view, source, request, args, kwargs, write_etag, watch, False
+        )
+
+
+def _write_once(
+    view: Callable[..., Any],
+    source: VersionedSource,
+    request: HttpRequest,
+    args: Args,
+    kwargs: Kwargs,
+    write_etag: bool,
+    watch: observe.Watch | None,
+    known_first: bool,
+) -> HttpResponseBase:
     with fence.fenced(), transaction.atomic(using=database()):
         # The queries spent deciding, counted for the decision record.
         before, validators = observe.counted(
-            watch, _locked, source, request, args, kwargs
+            watch, _locked, source, request, args, kwargs, known_first
         )
         conditions = source.write_conditions(preconditions(request), validators)
         evaluation = evaluate(
@@ -217,9 +236,14 @@ def _write(
 
 
 def _locked(
-    source: VersionedSource, request: HttpRequest, args: Args, kwargs: Kwargs
+    source: VersionedSource,
+    request: HttpRequest,
+    args: Args,
+    kwargs: Kwargs,
+    known_first: bool,
 ) -> tuple[dict[str, int], Validators]:
-    before = versions.lock(source.keys(request, args, kwargs))
+    keys = source.keys(request, args, kwargs)
+    before = versions.lock(keys, known_first=known_first)
     return before, source.locked_validators(request, args, kwargs, before)
 
 

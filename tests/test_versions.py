@@ -811,17 +811,20 @@ def test_a_second_lock_of_rows_seen_is_one_query_and_a_deleted_row_comes_back():
     with transaction.atomic():
         versions.lock(["seen-a", "seen-b"])  # rows made: now known to exist
     with transaction.atomic(), CaptureQueriesContext(connection) as queries:
-        assert versions.lock(["seen-b", "seen-a"]) == {"seen-a": 0, "seen-b": 0}
+        found = versions.lock(["seen-b", "seen-a"], known_first=True)
+    assert found == {"seen-a": 0, "seen-b": 0}
     locking = [q for q in queries.captured_queries if "resourceversion" in q["sql"]]
-    assert len(locking) == (
-        2 if connection.vendor == "sqlite" else 1
-    )  # + SQLite's reserve
+    reserve = 1 if connection.vendor == "sqlite" else 0  # SQLite's write lock first
+    assert len(locking) == 1 + reserve
     ResourceVersion.objects.filter(key="seen-a").delete()  # by hand
-    with transaction.atomic():
-        assert versions.lock(["seen-a", "seen-b"]) == {"seen-a": 0, "seen-b": 0}
-        assert ResourceVersion.objects.filter(
-            key="seen-a"
-        ).exists()  # made again, locked
+    with pytest.raises(store_database.RowsMissing), transaction.atomic():
+        versions.lock(
+            ["seen-a", "seen-b"], known_first=True
+        )  # locks held: no insert now
+    with transaction.atomic():  # the caller starts again: rows made before any lock
+        again = versions.lock(["seen-a", "seen-b"], known_first=True)
+        assert again == {"seen-a": 0, "seen-b": 0}
+        assert ResourceVersion.objects.filter(key="seen-a").exists()
 
 
 @pytest.mark.django_db

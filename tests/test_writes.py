@@ -11,10 +11,12 @@ import pytest
 from django.core.cache import caches
 from django.db import connection, connections
 from django.test import AsyncClient, Client
+from django.test.utils import CaptureQueriesContext
 
 from django_conditional import versions
 from django_conditional.conf import conf
 from django_conditional.httpdate import format_http_date
+from django_conditional.models import ResourceVersion
 from tests.testapp.models import Article, Author
 from tests.testapp.views import CALLS, WRITE_DELAY
 from tests.versioned_support import run_async
@@ -206,15 +208,32 @@ def test_the_check_runs_on_locked_rows_inside_the_transaction(client, article):
     seen = []
     real_lock = versions.lock
 
-    def spy(keys, using=None):
+    def spy(keys, using=None, *, known_first=False):
         seen.append((list(keys), connection.in_atomic_block))
-        return real_lock(keys, using)
+        return real_lock(keys, using, known_first=known_first)
 
     with mock.patch.object(versions, "lock", spy):
         assert put(client, path, {"title": "x"}, **{"If-Match": tag}).status_code == 200
     key = versions.object_key(Article, article.pk)
-    # Locked before the check, and read again (still locked) after the write.
-    assert seen == [([key], True), ([key], True)]
+    # Locked before the check (then read again, still locked, for the new ETag).
+    assert seen == [([key], True)]
+
+
+def test_a_version_row_deleted_by_hand_is_made_again_before_any_lock(client, article):
+    path = f"/articles/{article.pk}/"
+    tag = current_etag(client, path)
+    assert put(client, path, {"title": "x"}, **{"If-Match": tag}).status_code == 200
+    key = versions.object_key(Article, article.pk)
+    ResourceVersion.objects.filter(
+        key=key
+    ).delete()  # this process saw the row: now gone
+    with CaptureQueriesContext(connection) as queries:
+        response = put(client, path, {"title": "y"}, **{"If-Match": "*"})
+    assert response.status_code == 200 and "ETag" in response
+    rolled_back = [q for q in queries.captured_queries if "ROLLBACK" in q["sql"]]
+    assert rolled_back or connection.vendor == "sqlite"  # the first try, given up
+    assert Article.objects.get(pk=article.pk).title == "y"
+    assert ResourceVersion.objects.filter(key=key).exists()
 
 
 def test_a_failing_view_rolls_back_the_write_and_the_bump(client, article):

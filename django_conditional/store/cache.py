@@ -146,7 +146,7 @@ def mark_pending(keys: Iterable[str]) -> None:
     marks = dict.fromkeys(keys, PENDING)
     try:
         server = fastcache.server_id(backend)
-        for attempt in range(3):
+        for attempt in range(4):  # the first may take a stale belief
             try:
                 return _mark(backend, marks, server, attempt)
             except EpochMoved as moved:  # another server life: mark there
@@ -228,7 +228,7 @@ def publish(db: str, committed: dict[str, Stamp]) -> bool:
     backend = cache()
     server = fastcache.server_id(backend)
     try:
-        for attempt in range(3):
+        for attempt in range(4):  # the first may take a stale belief
             try:
                 return _publish_once(backend, server, db, committed, attempt)
             except EpochMoved as moved:

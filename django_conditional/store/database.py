@@ -231,8 +231,8 @@ def _reserve(db: str, keys: Sequence[str]) -> None:
         manager.filter(key__in=keys[:1]).update(version=F("version"))
 
 
-# Rows this process has seen exist, per database: a lock of only such keys takes one query (the
-# locking read), not two. Rows are deleted only by hand; a deleted one is simply created again.
+# Rows this process has seen exist, per database: a lock of only such keys may take one query
+# (the locking read), not two (``lock(known_first=True)``).
 _existing: set[tuple[str, str]] = set()
 _MAX_EXISTING: Final = 65536
 
@@ -257,8 +257,18 @@ def _create(manager: Any, keys: Sequence[str]) -> None:
     )
 
 
-def lock(keys: Iterable[str], using: str | None = None) -> dict[str, int]:
-    """Lock the rows of ``keys`` (creating missing ones) until the transaction ends; their versions."""
+class RowsMissing(DatabaseError):
+    """A row this process had seen is gone (deleted by hand, or made by a transaction that rolled
+    back) and rows are already locked: the transaction must start again (``lock`` then makes the
+    missing rows before locking any, so no writer waits for another's insert holding a lock)."""
+
+
+def lock(
+    keys: Iterable[str], using: str | None = None, *, known_first: bool = False
+) -> dict[str, int]:
+    """Lock the rows of ``keys`` (creating missing ones) until the transaction ends; their
+    versions. ``known_first``: when every row was seen before, lock them with one query, and
+    raise ``RowsMissing`` if one is gone (for a caller that can start its transaction again)."""
     db = database(using)
     if not connections[db].in_atomic_block:
         raise transaction.TransactionManagementError(
@@ -271,12 +281,11 @@ def lock(keys: Iterable[str], using: str | None = None) -> dict[str, int]:
     _reserve(db, unique)
     manager = row_model()._base_manager.db_manager(db)
     values = dict.fromkeys(unique, 0)
-    if all((db, key) in _existing for key in unique):
+    if known_first and all((db, key) in _existing for key in unique):
         found = _locked_versions(manager, unique)
-        missing = [key for key in unique if key not in found]
-        if missing:  # deleted by hand since: made again, and locked too
-            _create(manager, missing)
-            found.update(_locked_versions(manager, missing))
+        if len(found) < len(unique):
+            _existing.difference_update((db, key) for key in unique if key not in found)
+            raise RowsMissing(f"version rows gone: {sorted(set(unique) - set(found))}")
         values.update(found)
         return values
     # Missing rows are created before any row is locked: a writer never waits for another's

@@ -265,8 +265,14 @@ def holds(cache: BaseCache, proof: Proof) -> bool:
         return False
     tracked = proof.tracked
     if tracked is side.tracked:
-        with side.lock:
+        # Not waiting: a thread holding the lock may be in a read through (an event loop must
+        # not block on it); the caller then computes its answer, which waits as reads do.
+        if not side.lock.acquire(blocking=False):
+            return False
+        try:
             return _still(tracked, proof)
+        finally:
+            side.lock.release()
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
