@@ -180,28 +180,14 @@ def write(
 ) -> HttpResponseBase:
     """The write path: lock, read, evaluate, run the view, publish (see the module docstring)."""
     watch = observe.watch(request, source, source.view_id)
-    response = _write(view, source, request, args, kwargs, write_etag, watch)
+    try:
+        response = _write(view, source, request, args, kwargs, write_etag, watch, True)
+    except RowsMissing:  # before the view ran: start again, making the rows first
+        response = _write(view, source, request, args, kwargs, write_etag, watch, False)
     return observe.finish(watch, response)  # after the commit
 
 
 def _write(
-    view: Callable[..., Any],
-    source: VersionedSource,
-    request: HttpRequest,
-    args: Args,
-    kwargs: Kwargs,
-    write_etag: bool,
-    watch: observe.Watch | None,
-) -> HttpResponseBase:
-    try:
-        return _write_once(view, source, request, args, kwargs, write_etag, watch, True)
-    except RowsMissing:  # before the view ran: start again, making the rows first
-        return _write_once(
-            view, source, request, args, kwargs, write_etag, watch, False
-        )
-
-
-def _write_once(
     view: Callable[..., Any],
     source: VersionedSource,
     request: HttpRequest,
