@@ -215,9 +215,12 @@ def main(name: str, output: Path) -> None:
             "p50_ms": statistics.median(r["p50_ms"] for r in runs),
             "p99_ms": statistics.median(r["p99_ms"] for r in runs),
             "errors": sum(int(r["errors"]) for r in runs),
+            # A round whose processes could not be measured has no figure: left out.
             "cpu_us": {
-                group: statistics.median(r["cpu_us"][group] for r in runs)
-                for group in runs[0].get("cpu_us", {})
+                group: statistics.median(
+                    r["cpu_us"][group] for r in runs if group in r.get("cpu_us", {})
+                )
+                for group in {g for r in runs for g in r.get("cpu_us", {})}
             },
         }
         for case_name, runs in loads.items()
