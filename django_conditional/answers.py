@@ -23,11 +23,9 @@ inputs, all forgotten when a setting changes.
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from functools import lru_cache, wraps
+from functools import wraps
 from typing import Any, Final, cast
 
 from asgiref.sync import iscoroutinefunction
@@ -36,7 +34,7 @@ from django.http import HttpRequest, HttpResponseBase
 
 from django_conditional import observe, versions
 from django_conditional.flow import View, proven
-from django_conditional.httpdate import format_http_date
+from django_conditional.remembered import expires_in
 from django_conditional.responses import VARY_CODING_ATTRIBUTE, NotModified
 
 __all__ = ["MAX_ANSWERS", "Provenance", "forget", "remembering"]
@@ -116,12 +114,6 @@ def _key(
     return key
 
 
-@lru_cache(maxsize=64)
-def _expires(moment: int) -> str:
-    # An HTTP-date has whole seconds: one formatting per second and offset.
-    return format_http_date(datetime.fromtimestamp(moment, timezone.utc))
-
-
 def _copy(answer: _Answer) -> HttpResponseBase:
     response = NotModified()
     headers = response.headers
@@ -129,7 +121,7 @@ def _copy(answer: _Answer) -> HttpResponseBase:
         headers[name] = value
     offset = answer.provenance.expires_offset
     if offset is not None:
-        headers["Expires"] = _expires(int(time.time() + offset))
+        headers["Expires"] = expires_in(offset)
     if answer.vary_coding:
         setattr(response, VARY_CODING_ATTRIBUTE, True)
     return response

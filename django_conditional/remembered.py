@@ -15,6 +15,7 @@ import hashlib
 import logging
 import time
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Final
 
 from django.core.cache import caches
@@ -139,10 +140,19 @@ def from_cache(memo: object, key: str | None = None) -> dict[str, str]:
     headers = {name: value for name, value in memo.items() if isinstance(value, str)}
     offset = expires_offset(memo)
     if offset is not None:
-        headers["Expires"] = format_http_date(
-            datetime.fromtimestamp(time.time() + offset, timezone.utc)
-        )
+        headers["Expires"] = expires_in(offset)
     return headers
+
+
+def expires_in(offset: float) -> str:
+    """The ``Expires`` value ``offset`` seconds from now."""
+    return _expires_at(int(time.time() + offset))
+
+
+@lru_cache(maxsize=64)
+def _expires_at(moment: int) -> str:
+    # An HTTP-date has whole seconds: one formatting per second and offset.
+    return format_http_date(datetime.fromtimestamp(moment, timezone.utc))
 
 
 def expires_offset(memo: object) -> float | None:

@@ -238,12 +238,9 @@ def get_many(cache: BaseCache, names: list[str], versions: int) -> dict[str, obj
     if side is None:
         return fastcache.get_many(cache, names)
     made = side.made_keys(names)
-    lease = conf.LEASE_SECONDS
     with side.lock:
         tracked = side.tracked
-        tracked.check_pid()
-        tracked.drain()
-        raw = tracked.lookup(made, lease)
+        raw = _current(tracked, made)
         if raw is not None and _usable(raw, versions):
             tracked.hits += 1
         else:
@@ -280,12 +277,16 @@ def holds(cache: BaseCache, proof: Proof) -> bool:
     return side.by_loop.get(loop) is tracked and _still(tracked, proof)
 
 
-def _still(tracked: Tracked, proof: Proof) -> bool:
+def _current(tracked: Tracked, made: list[str]) -> list[bytes | None] | None:
+    """The copy's raw values of ``made`` once everything the server sent is applied, in the
+    request's own path (None: one is not held, or the lease ran out)."""
     tracked.check_pid()
     tracked.drain()
-    if tracked.server != proof.server:
-        return False
-    if tracked.lookup(proof.made, conf.LEASE_SECONDS) != proof.raw:
+    return tracked.lookup(made, conf.LEASE_SECONDS)
+
+
+def _still(tracked: Tracked, proof: Proof) -> bool:
+    if _current(tracked, proof.made) != proof.raw or tracked.server != proof.server:
         return False
     tracked.hits += 1
     served.note(tracked.server)
@@ -301,9 +302,7 @@ async def aget_many(
         return await fastcache.aget_many(cache, names)
     made = side.made_keys(names)
     tracked = side.for_loop(asyncio.get_running_loop())
-    tracked.check_pid()
-    tracked.drain()
-    raw = tracked.lookup(made, conf.LEASE_SECONDS)
+    raw = _current(tracked, made)
     if raw is not None and _usable(raw, versions):
         tracked.hits += 1
     else:
