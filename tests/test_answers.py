@@ -366,3 +366,18 @@ def test_a_lock_held_by_another_thread_is_not_waited_for(reads: list[object]) ->
         release.set()
         thread.join(10)
     assert local.holds(proof.backend, proof.read)
+
+
+def test_hostile_revalidations_are_answered_and_bounded(reads: list[object]) -> None:
+    tag = _warm(article, Accept_Language="\u00e9" * 40)
+    # Non-ASCII (as WSGI hands latin-1 bytes over) and a list far longer than a key may hold.
+    odd = f'"\u00e9\u00e8", {tag}'
+    huge = ", ".join([f'"{"x" * 60}{n}"' for n in range(60)] + [tag])
+    for value in (odd, odd, huge, huge):
+        assert _get(article, value, Accept_Language="\u00e9" * 40).status_code == 304
+    before = len(reads)
+    assert _get(article, odd, Accept_Language="\u00e9" * 40).status_code == 304
+    assert len(reads) == before  # the short one is remembered
+    assert _get(article, huge, Accept_Language="\u00e9" * 40).status_code == 304
+    assert len(reads) == before + 1  # the long one never is
+    assert all(len(str(key[5])) <= answers.MAX_INPUT for key in answers._answers)
