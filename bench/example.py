@@ -4,7 +4,7 @@ project when PostgreSQL and Redis answer (alone: ``python bench/example.py``).
 The site as it deploys (``example_project.settings``: its middleware, persistent connections, the
 local version cache on), on PostgreSQL (a database of the run's own) and a redis-server of the run's
 own (so that every command it counts is the site's), served by gunicorn with 2 sync workers and
-loaded by wrk. Beside the site's URLs (``bench/example_urls.py``): the floor and the article page
+loaded by wrk, then again on 2 gthread workers (keep-alive) for the main ratios. Beside the site's URLs (``bench/example_urls.py``): the floor and the article page
 behind Django's ``condition()`` with a ``RedisCache`` read. Three parts, one run:
 
 - in process (a child process, through Django's ``WSGIHandler``): CPU per request of each case,
@@ -273,12 +273,52 @@ def run(base: str, rounds: int, duration: float, number: int) -> dict[str, Any]:
             plan = _plan(server, cases(pk, bare=True))
             result["load"] = _rounds(server, redis, plan, rounds, duration)
             result["counted"] = counted(server, redis, base, plan, duration, stats)
+            server.stop()
+            server = None
+            result["keepalive"] = _keep_alive(
+                env, directory, redis, pk, rounds, duration
+            )
         finally:
             if server is not None:
                 server.stop()
             load_oracle.recreate_database(base, DATABASE, drop_only=True)
             redis.stop()
     return result
+
+
+# The same site on gunicorn's gthread workers (keep-alive: wrk's connections stay open), so a
+# request no longer pays a TCP connection and a process-wide accept: what an answer costs then.
+KEEP_ALIVE = (
+    "floor",
+    "detail-200",
+    "detail-304",
+    "list-304",
+    "django-detail-304",
+    "bare-304",
+)
+
+
+def _keep_alive(
+    env: dict[str, str],
+    directory: Path,
+    redis: load_faults.OwnRedis,
+    pk: int,
+    rounds: int,
+    duration: float,
+) -> dict[str, Any]:
+    server = load_oracle.start_server(
+        env,
+        load.WORKERS,
+        directory / "gthread.log",
+        app="bench_example_wsgi",
+        worker_class="gthread",
+    )
+    try:
+        measured = [case for case in cases(pk, bare=True) if case.name in KEEP_ALIVE]
+        plan = _plan(server, measured)
+        return {"load": _rounds(server, redis, plan, rounds, duration)}
+    finally:
+        server.stop()
 
 
 def _plan(

@@ -121,16 +121,33 @@ class Server:
         stop(self.process)
 
 
+# gunicorn's worker classes: one request at a time per process, threads sharing a process (and
+# its local version cache) with keep-alive, or an event loop serving the ASGI application.
+WORKER_CLASSES: dict[str, list[str]] = {
+    "sync": [],
+    "gthread": ["--worker-class", "gthread", "--threads", "4", "--keep-alive", "5"],
+    "uvicorn": ["--worker-class", "uvicorn.workers.UvicornWorker"],
+}
+ASGI_APP = "example_project.asgi:application"
+
+
 def start_server(
-    env: dict[str, str], workers: int, log_path: Path, app: str = "example_project.wsgi"
+    env: dict[str, str],
+    workers: int,
+    log_path: Path,
+    app: str = "example_project.wsgi",
+    worker_class: str = "sync",
 ) -> Server:
     port = free_port()
     conf = log_path.parent / "gunicorn_conf.py"  # the workers' local-cache counters
     conf.write_text(load_faults.GUNICORN_CONF)
+    if worker_class == "uvicorn":
+        app = ASGI_APP
+    options = WORKER_CLASSES[worker_class]
     command = [
         sys.executable, "-m", "gunicorn", app,
         "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-        "--timeout", "30", "--backlog", "256", "-c", str(conf),
+        "--timeout", "30", "--backlog", "256", "-c", str(conf), *options,
     ]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -437,7 +454,12 @@ def run(args: argparse.Namespace) -> int:
         server: Server | None = None
         try:
             prepare_database(env, args.articles + args.backdoor)
-            server = start_server(env, args.workers, module_dir / "gunicorn.log")
+            server = start_server(
+                env,
+                args.workers,
+                module_dir / "gunicorn.log",
+                worker_class=args.worker_class,
+            )
             return exercise(server, args, started, env)
         finally:
             if server is not None:
@@ -554,7 +576,7 @@ def report(
     conditional_304 = sum(n for (_, _, status), n in reads.items() if status == 304)
     args.count_304 = conditional_304
     print(
-        f"load oracle: {args.workers} gunicorn workers, {args.writers} writers, {args.readers} readers, "
+        f"load oracle: {args.workers} gunicorn {args.worker_class} workers, {args.writers} writers, {args.readers} readers, "
         f"{args.articles} articles, {elapsed:.1f}s of load ({total:.1f}s in all)"
     )
     print(f"requests: {requests} ({requests / elapsed:.0f}/s)")
@@ -586,6 +608,12 @@ def main(argv: list[str] | None = None) -> int:
         default=float(os.environ.get("LOAD_ORACLE_SECONDS", 60)),
     )
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
+    parser.add_argument(
+        "--worker-class",
+        choices=sorted(WORKER_CLASSES),
+        default="sync",
+        help="gunicorn worker class (gthread: 4 threads; uvicorn: the ASGI application)",
+    )
     parser.add_argument("--writers", type=int, default=4, help="writing client threads")
     parser.add_argument(
         "--readers", type=int, default=8, help="revalidating client threads"

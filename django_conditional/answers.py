@@ -37,13 +37,24 @@ from django_conditional.flow import View, proven
 from django_conditional.remembered import expires_in
 from django_conditional.responses import VARY_CODING_ATTRIBUTE, NotModified
 
-__all__ = ["MAX_ANSWERS", "Provenance", "forget", "remembering"]
+__all__ = [
+    "HANDED",
+    "MAX_ANSWERS",
+    "MAX_INPUT",
+    "REFUSED",
+    "Answer",
+    "Handed",
+    "Provenance",
+    "copied",
+    "forget",
+    "remembering",
+]
 
 MAX_ANSWERS: Final = 4096  # in the process, all views together
 MAX_INPUT: Final = (
     2048  # characters of request input a key may hold; longer: not remembered
 )
-_REFUSED: Final = (
+REFUSED: Final = (
     "HTTP_IF_MATCH",
     "HTTP_IF_UNMODIFIED_SINCE",
     "HTTP_RANGE",
@@ -51,7 +62,7 @@ _REFUSED: Final = (
 )
 
 
-_answers: dict[tuple[object, ...], _Answer] = {}  # (view number, request inputs) -> 304
+_answers: dict[tuple[object, ...], Answer] = {}  # (view number, request inputs) -> 304
 _views = itertools.count()
 
 
@@ -65,10 +76,27 @@ class Provenance:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class _Answer:
+class Answer:
+    """A 304 kept: its provenance, its headers, whether its tag was a coded one (``compression``)."""
+
     provenance: Provenance
     headers: tuple[tuple[str, str], ...]
-    vary_coding: bool
+    vary_coding: bool = False
+
+
+# On a request whose 304 came from a remembering view (computed or sent again): what ``early``
+# needs to keep the final 304 before the middleware.
+HANDED: Final = "_conditional_handed"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Handed:
+    """The remembering view (the wrapper itself), its 304's provenance, the headers (``META``
+    names) the view varies on."""
+
+    view: object
+    provenance: Provenance
+    vary: tuple[str, ...]
 
 
 def _key(
@@ -84,7 +112,7 @@ def _key(
     method = request.method
     if tags is None or method not in ("GET", "HEAD"):
         return None
-    for name in _REFUSED:
+    for name in REFUSED:
         if name in meta:
             return None
     values = tuple([str(meta.get(name, "")) for name in vary])
@@ -114,7 +142,8 @@ def _key(
     return key
 
 
-def _copy(answer: _Answer) -> HttpResponseBase:
+def copied(answer: Answer) -> HttpResponseBase:
+    """A fresh 304 from ``answer`` (its relative ``Expires`` recomputed)."""
     response = NotModified()
     headers = response.headers
     for name, value in answer.headers:
@@ -128,7 +157,10 @@ def _copy(answer: _Answer) -> HttpResponseBase:
 
 
 def _kept(
-    key: tuple[object, ...] | None, request: HttpRequest, response: HttpResponseBase
+    key: tuple[object, ...] | None,
+    request: HttpRequest,
+    response: HttpResponseBase,
+    handing: tuple[object, tuple[str, ...]],
 ) -> None:
     provenance = proven(request)  # taken off the request in any case
     if (
@@ -141,14 +173,19 @@ def _kept(
         return
     if len(_answers) >= MAX_ANSWERS:
         _answers.clear()  # only ever costs recomputing
-    _answers[key] = _Answer(
+    _answers[key] = Answer(
         provenance,
         tuple(response.items()),
         bool(getattr(response, VARY_CODING_ATTRIBUTE, False)),
     )
+    request.__dict__[HANDED] = Handed(handing[0], provenance, handing[1])
 
 
-def _again(key: tuple[object, ...] | None) -> HttpResponseBase | None:
+def _again(
+    key: tuple[object, ...] | None,
+    request: HttpRequest,
+    handing: tuple[object, tuple[str, ...]],
+) -> HttpResponseBase | None:
     if key is None:
         return None
     answer = _answers.get(key)
@@ -157,7 +194,8 @@ def _again(key: tuple[object, ...] | None) -> HttpResponseBase | None:
     if not versions.unchanged(answer.provenance.read):
         _answers.pop(key, None)
         return None
-    return _copy(answer)
+    request.__dict__[HANDED] = Handed(handing[0], answer.provenance, handing[1])
+    return copied(answer)
 
 
 def remembering(view: View, vary: tuple[str, ...]) -> View:
@@ -172,25 +210,32 @@ def remembering(view: View, vary: tuple[str, ...]) -> View:
             request: HttpRequest, *args: object, **kwargs: Any
         ) -> HttpResponseBase:
             key = _key(number, request, args, kwargs, vary)
-            again = _again(key)
+            again = _again(key, request, handing)
             if again is not None:
                 return again
             response: HttpResponseBase = await wrapped(request, *args, **kwargs)
-            _kept(key, request, response)
+            _kept(key, request, response, handing)
             return response
 
-        return cast(View, wraps(view)(_async_view))
+        remembered = cast(View, wraps(view)(_async_view))
+    else:
 
-    def _view(request: HttpRequest, *args: object, **kwargs: Any) -> HttpResponseBase:
-        key = _key(number, request, args, kwargs, vary)
-        again = _again(key)
-        if again is not None:
-            return again
-        response: HttpResponseBase = wrapped(request, *args, **kwargs)
-        _kept(key, request, response)
-        return response
+        def _view(
+            request: HttpRequest, *args: object, **kwargs: Any
+        ) -> HttpResponseBase:
+            key = _key(number, request, args, kwargs, vary)
+            again = _again(key, request, handing)
+            if again is not None:
+                return again
+            response: HttpResponseBase = wrapped(request, *args, **kwargs)
+            _kept(key, request, response, handing)
+            return response
 
-    return cast(View, wraps(view)(_view))
+        remembered = cast(View, wraps(view)(_view))
+    # The wrapper itself: ``early`` keeps a 304 only when the URL resolved to it, no decorator
+    # around it.
+    handing = (remembered, vary)
+    return remembered
 
 
 def forget(**kwargs: object) -> None:

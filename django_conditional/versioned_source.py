@@ -47,6 +47,7 @@ from django_conditional.variants import (
     user_id,
     variant_digest,
 )
+from django_conditional.versions import Stamp
 
 __all__ = ["FROM_VERSIONS", "Declared", "ValidatorFunc", "VersionedSource"]
 
@@ -243,17 +244,16 @@ class VersionedSource(ValidatorSource):
         request: HttpRequest,
         args: Args,
         kwargs: Kwargs,
-        locked: Mapping[str, int],
+        locked: Mapping[str, Stamp],
     ) -> Validators:
+        """The validators of the rows ``versions.lock_stamps`` locked for a write."""
         user = user_id(request) if self.per_user else None
+        snapshot = versions.Snapshot.of(locked)
         if self.last_modified is FROM_VERSIONS:
-            # Inside the write's transaction, after the lock: the rows as they are committed.
-            modified = versions.Snapshot.of(
-                versions.locked_stamps(locked)
-            ).last_changed()
+            modified = snapshot.last_changed()
         else:
             modified = call(self.last_modified, request, args, kwargs)
-        return self.validators(locked, request, user, modified)
+        return self.validators(snapshot.versions, request, user, modified)
 
     def current_etag(
         self, request: HttpRequest, found: Mapping[str, int]

@@ -24,9 +24,9 @@ from django.db import transaction
 
 from django_conditional import fastcache, purge
 from django_conditional.store import cache as store_cache
-from django_conditional.store import database, epoch, fence, local, served
+from django_conditional.store import committing, database, epoch, fence, local, served
 from django_conditional.store import scripts as store_scripts
-from django_conditional.store.database import lock
+from django_conditional.store.database import lock, lock_stamps
 from django_conditional.store.keys import (
     MAX_KEY_LENGTH,
     bounded_key,
@@ -41,15 +41,18 @@ __all__ = [
     "MAX_KEY_LENGTH",
     "Proof",
     "Snapshot",
+    "Stamp",
     "aget_many",
     "aread",
     "bump",
     "cache_key",
     "clear_local_state",
     "collection_key",
+    "committed_versions",
     "get",
     "get_many",
     "lock",
+    "lock_stamps",
     "locked_stamps",
     "object_key",
     "parse_key",
@@ -285,6 +288,19 @@ def locked_stamps(keys: Iterable[str]) -> dict[str, Stamp]:
     return database.read_stamps(list(keys))
 
 
+def committed_versions(locked: Mapping[str, int]) -> dict[str, int]:
+    """The versions the keys ``lock`` returned will have when this transaction commits: the
+    locked values with its own bumps applied (no other transaction can bump a locked row), read
+    from the rows only when Django's commit hooks cannot tell the bumps."""
+    bumps = committing.bumped(database.database())
+    if bumps is None:
+        return {key: stamp[0] for key, stamp in locked_stamps(locked).items()}
+    return {
+        key: bumps[key][0] if key in bumps else version
+        for key, version in locked.items()
+    }
+
+
 def _announce(committed: dict[str, int]) -> None:
     from django_conditional.signals import version_bumped
 
@@ -321,9 +337,11 @@ def bump(*keys: str, deleted: bool = False, using: str | None = None) -> dict[st
         return {}
     db = database.database(using)
     with transaction.atomic(using=db, savepoint=False):
-        store_cache.mark_pending(unique)
         purge.collect(db, unique)
         stamps = database.increment(db, unique, deleted)
+        # The rows are locked now: each mark names the version this bump commits, so an
+        # earlier bump's late publication cannot lift it (store/cache.py, ``PENDING``).
+        store_cache.mark_pending(stamps)
         # The rows stay locked until the commit: these are the values it commits.
-        transaction.on_commit(lambda: _published(db, stamps), using=db)
+        committing.register(db, stamps, _published)
     return {key: stamp[0] for key, stamp in stamps.items()}

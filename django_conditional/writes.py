@@ -163,8 +163,8 @@ def _stamp(
         location = response.headers.get("Location")
         etag = created_etag(request, location) if location else None
     elif response.status_code in (200, 204):
-        # The rows are this transaction's (locked before the view): read, not locked again.
-        after = {key: stamp[0] for key, stamp in versions.locked_stamps(before).items()}
+        # The rows are this transaction's (locked before the view): its bumps, no query.
+        after = versions.committed_versions(before)
         etag = source.current_etag(request, after) if after != before else None
     if etag is not None:
         response.headers["ETag"] = str(etag)
@@ -229,8 +229,9 @@ def _locked(
     known_first: bool,
 ) -> tuple[dict[str, int], Validators]:
     keys = source.keys(request, args, kwargs)
-    before = versions.lock(keys, known_first=known_first)
-    return before, source.locked_validators(request, args, kwargs, before)
+    locked = versions.lock_stamps(keys, known_first=known_first)
+    before = {key: stamp[0] for key, stamp in locked.items()}
+    return before, source.locked_validators(request, args, kwargs, locked)
 
 
 def _refused(

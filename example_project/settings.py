@@ -40,6 +40,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 MIDDLEWARE = [
+    # First: a versioned page's repeated 304 is sent again before the rest of this stack runs,
+    # while the store read it came from still holds (docs/local-cache.md, "Early 304s").
+    "django_conditional.early.EarlyAnswerMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Compresses with strong tags kept strong ("v3-gzip", not W/"v3"), so If-Match survives it:
     # let the application compress rather than a proxy in front of it (docs/deployment.md).

@@ -162,7 +162,7 @@ def test_a_key_held_as_absent_or_pending_never_answers(store: Redis) -> None:
     before = tracked.round_trips
     from django_conditional.store import cache as store_cache
 
-    store_cache.mark_pending([KEY])
+    store_cache.mark_pending({KEY: (1, 0)})
     _arrived(tracked)
     assert _read() == 0
     assert (

@@ -365,6 +365,45 @@ def test_rolled_back_bump_leaves_no_trace(django_capture_on_commit_callbacks):
     assert str(cached(key)).startswith("pending")  # a reader never fills over a mark
 
 
+@pytest.fixture(params=["configured cache", "own redis-server"])
+def any_version_cache(request: pytest.FixtureRequest) -> Any:
+    """The suite's cache (the API path on LocMem), then Redis (the script path)."""
+    if request.param == "configured cache":
+        yield
+        return
+    from tests.test_store_faults import caches_for
+
+    server = request.getfixturevalue("redis_process")
+    with override_settings(CACHES=caches_for(server.url)):
+        versions.clear_local_state()
+        yield
+    versions.clear_local_state()
+
+
+@pytest.mark.django_db
+def test_an_earlier_bumps_late_publication_never_lifts_a_later_bumps_mark(
+    any_version_cache, django_capture_on_commit_callbacks
+):
+    # Two writers of one key: the first commits; the second commits after it and its worker
+    # dies before publishing. The first's publication, arriving last, must not replace the
+    # second's mark: the cache would hold version 1 over a committed 2 (stale 304s).
+    key = versions.object_key(Author, 1)
+    assert versions.get(key) == 0
+    with django_capture_on_commit_callbacks(execute=False) as first:
+        versions.bump(key)
+    with django_capture_on_commit_callbacks(execute=False):
+        versions.bump(key)  # committed, never published
+    for callback in first:
+        callback()
+    # Still marked (the script), or the database's 2 (the API path reads it after its set).
+    assert cached(key) == 2 or str(cached(key)).startswith("pending")
+    assert versions.get(key) == 2
+    # Its own version, or a later one, replaces the mark.
+    with django_capture_on_commit_callbacks(execute=True):
+        versions.bump(key)
+    assert cached(key) == 3
+
+
 @pytest.mark.django_db
 def test_version_bumped_signal(django_capture_on_commit_callbacks):
     received = []
@@ -709,10 +748,10 @@ def test_redis_writes_never_lower_a_newer_version(django_capture_on_commit_callb
     assert shortcut.write("publish", server, live, {key: -3}, None) == {key: b"-3"}
     assert cached(key) == -3
     # A pending mark keeps the version it replaced: an older publication cannot pass it.
-    shortcut.write("mark", server, live, {key: "pending"}, 60)
-    assert cached(key) == "pending:-3"
+    shortcut.write("mark", server, live, {key: 4}, 60)
+    assert cached(key) == "pending:-3:4"
     shortcut.write("publish", server, live, {key: 2}, None)
-    assert cached(key) == "pending:-3"
+    assert cached(key) == "pending:-3:4"
     shortcut.write("publish", server, live, {key: 4}, None)
     assert cached(key) == 4
     # Another epoch, or another server, is refused.
@@ -811,19 +850,19 @@ def test_a_second_lock_of_rows_seen_is_one_query_and_a_deleted_row_comes_back():
     with transaction.atomic():
         versions.lock(["seen-a", "seen-b"])  # rows made: now known to exist
     with transaction.atomic(), CaptureQueriesContext(connection) as queries:
-        found = versions.lock(["seen-b", "seen-a"], known_first=True)
-    assert found == {"seen-a": 0, "seen-b": 0}
+        found = versions.lock_stamps(["seen-b", "seen-a"], known_first=True)
+    assert found == {"seen-a": (0, 0), "seen-b": (0, 0)}
     locking = [q for q in queries.captured_queries if "resourceversion" in q["sql"]]
     reserve = 1 if connection.vendor == "sqlite" else 0  # SQLite's write lock first
     assert len(locking) == 1 + reserve
     ResourceVersion.objects.filter(key="seen-a").delete()  # by hand
     with pytest.raises(store_database.RowsMissing), transaction.atomic():
-        versions.lock(
+        versions.lock_stamps(
             ["seen-a", "seen-b"], known_first=True
         )  # locks held: no insert now
     with transaction.atomic():  # the caller starts again: rows made before any lock
-        again = versions.lock(["seen-a", "seen-b"], known_first=True)
-        assert again == {"seen-a": 0, "seen-b": 0}
+        again = versions.lock_stamps(["seen-a", "seen-b"], known_first=True)
+        assert again == {"seen-a": (0, 0), "seen-b": (0, 0)}
         assert ResourceVersion.objects.filter(key="seen-a").exists()
 
 

@@ -206,16 +206,16 @@ def test_the_check_runs_on_locked_rows_inside_the_transaction(client, article):
     path = f"/articles/{article.pk}/"
     tag = current_etag(client, path)
     seen = []
-    real_lock = versions.lock
+    real_lock = versions.lock_stamps
 
     def spy(keys, using=None, *, known_first=False):
         seen.append((list(keys), connection.in_atomic_block))
         return real_lock(keys, using, known_first=known_first)
 
-    with mock.patch.object(versions, "lock", spy):
+    with mock.patch.object(versions, "lock_stamps", spy):
         assert put(client, path, {"title": "x"}, **{"If-Match": tag}).status_code == 200
     key = versions.object_key(Article, article.pk)
-    # Locked before the check (then read again, still locked, for the new ETag).
+    # Locked once, before the check (the new ETag comes from the transaction's own bump).
     assert seen == [([key], True)]
 
 
@@ -444,13 +444,81 @@ def test_concurrent_writes_with_the_same_if_match(path):
     }
 
 
-def test_a_write_that_changes_nothing_gets_no_etag(client, article):
-    path = f"/noop/{article.pk}/"
+@pytest.mark.parametrize("page", ["noop", "set-rollback"])
+def test_a_write_that_commits_no_change_gets_no_etag(client, article, page):
+    # "noop" declines without writing; "set-rollback" writes, then marks the transaction for
+    # rollback: either way nothing commits, and no tag names a state nobody will see.
+    path = f"/{page}/{article.pk}/"
     tag = current_etag(client, path)
     response = client.post(path, headers={"If-Match": tag})
     assert response.status_code == 200
     assert "ETag" not in response.headers
-    assert CALLS["article_noop"] == 2
+    assert title(article) == "One"
+    assert current_etag(client, path) == tag
+
+
+def test_the_new_etag_counts_released_savepoints_not_rolled_back_ones(
+    client, article, django_capture_on_commit_callbacks
+):
+    path = f"/savepoints/{article.pk}/"
+    before = current_etag(client, path)
+    version = versions.get(versions.object_key(article))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(path, headers={"If-Match": before})
+    assert response.status_code == 200
+    assert title(article) == "kept"
+    # One bump survived: the tag a GET now gives, not the rolled-back second bump's.
+    assert response.headers["ETag"] == current_etag(client, path)
+    assert versions.get(versions.object_key(article)) == version + 1
+
+
+def test_the_new_etag_takes_no_query_after_the_view(client, article):
+    path = f"/articles/{article.pk}/"
+    tag = current_etag(client, path)
+    with CaptureQueriesContext(connection) as queries:
+        response = put(client, path, {"title": "Two"}, **{"If-Match": tag})
+    assert response.status_code == 200
+    last_write = max(
+        i
+        for i, query in enumerate(queries)
+        if "INSERT" in query["sql"] or "UPDATE" in query["sql"]
+    )
+    # After the version bump, nothing but the commit (SQLite's COMMIT is not logged).
+    assert [q["sql"] for q in queries[last_write + 1 :] if "SELECT" in q["sql"]] == []
+
+
+def test_without_django_commit_hooks_the_new_etag_is_read_from_the_rows(
+    client, article, django_capture_on_commit_callbacks
+):
+    path = f"/articles/{article.pk}/"
+    tag = current_etag(client, path)
+    with (
+        mock.patch("django_conditional.store.committing.bumped", return_value=None),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = put(client, path, {"title": "Two"}, **{"If-Match": tag})
+    assert response.headers["ETag"] == current_etag(client, path) != tag
+
+
+@pytest.mark.django_db
+def test_the_commit_hooks_are_read_only_in_the_shape_django_gives_them():
+    from django.db import transaction
+
+    from django_conditional.store import committing
+
+    wrapper = connections["default"]
+    with transaction.atomic():
+        transaction.on_commit(lambda: None)  # another app's hook: not a bump, skipped
+        versions.bump("k")
+        assert committing.bumped("default") == {"k": (1, mock.ANY)}
+        hooks = wrapper.run_on_commit
+        try:
+            wrapper.run_on_commit = tuple(hooks)  # type: ignore[assignment]
+            assert committing.bumped("default") is None  # not a list
+            wrapper.run_on_commit = [*hooks, "odd"]  # type: ignore[list-item]
+            assert committing.bumped("default") is None  # an entry of another shape
+        finally:
+            wrapper.run_on_commit = hooks
 
 
 def test_require_precondition_for_named_methods(client, article):

@@ -24,6 +24,8 @@ urlpatterns = [
     path("async-keys/<int:pk>/", views.article_async_keys),
     path("wrong-kwarg/<int:pk>/", views.wrong_kwarg),
     path("noop/<int:pk>/", views.article_noop),
+    path("savepoints/<int:pk>/", views.article_savepoints),
+    path("set-rollback/<int:pk>/", views.article_set_rollback),
     path("post-required/<int:pk>/", views.article_post_required),
     path("dropin/async-func/<int:pk>/", views.dropin_async_func),
     path("dropin/sync-func/<int:pk>/", views.dropin_sync_func),

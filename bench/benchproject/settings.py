@@ -23,6 +23,7 @@ INSTALLED_APPS = [
 
 # A small, realistic stack; no sessions, so a 304 touches no session machinery either way.
 MIDDLEWARE = [
+    "django_conditional.early.EarlyAnswerMiddleware",  # as the example project: see its settings
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
 ]

@@ -24,6 +24,7 @@ from django_conditional.responses import weakened_tag
 from django_conditional.validators import Validators
 from django_conditional.variants import meta_key
 from django_conditional.versioned_views import Declared, ValidatorFunc, VersionedSource
+from django_conditional.versions import Stamp
 
 from .exceptions import PreconditionFailed, PreconditionRequired
 
@@ -146,6 +147,6 @@ class CreateSource(APISource):
         request: HttpRequest,
         args: Args,
         kwargs: Kwargs,
-        locked: Mapping[str, int],
+        locked: Mapping[str, Stamp],
     ) -> Validators:
         return Validators(None, None, exists=self.exists(request))

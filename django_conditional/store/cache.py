@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
 from django.core.cache import caches
@@ -33,15 +33,24 @@ from django_conditional.store.scripts import (
     epoch_store,
     monotonic_writer,
 )
-from django_conditional.store.stamps import Stamp, decode, encode, pickled, raw_version
+from django_conditional.store.stamps import (
+    Stamp,
+    coming,
+    decode,
+    encode,
+    pickled,
+    raw_version,
+)
 
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
 
 logger = logging.getLogger("django_conditional")
 
-# What a key holds between a bump and its publication: readers take it for a miss and never
-# fill over it, so a publication that fails leaves every worker reading the database.
+# What a key holds between a bump and its publication (``pending:<kept>:<coming>``, the version
+# the bump commits last): readers take it for a miss and never fill over it, and only the
+# publication of that version or a later one replaces it, so a publication that fails, or an
+# earlier bump's late one, leaves every worker reading the database.
 PENDING: Final = "pending"
 _lock = threading.Lock()
 # Keys whose cached value may be stale in this process: a write to the cache failed.
@@ -124,26 +133,29 @@ def _live_epoch(backend: BaseCache, server: str | None, attempt: int) -> int:
 
 
 def _mark(
-    backend: BaseCache, marks: dict[str, str], server: str | None, attempt: int
+    backend: BaseCache, marks: dict[str, int], server: str | None, attempt: int
 ) -> None:
     into = _live_epoch(backend, server, attempt)
     if not into:
         return
     writer = monotonic_writer(backend)
-    if writer is not None:
+    if writer is not None:  # the script keeps the version each mark replaces
         writer.write("mark", server, into, marks, conf.PENDING_TIMEOUT)
         return
     start = epoch.prefix(into)
-    backend.set_many({start + k: v for k, v in marks.items()}, conf.PENDING_TIMEOUT)
+    backend.set_many(
+        {start + k: f"{PENDING}:?:{v}" for k, v in marks.items()}, conf.PENDING_TIMEOUT
+    )
 
 
-def mark_pending(keys: Iterable[str]) -> None:
-    """Before a bump commits: mark its keys pending in the live epoch (see ``PENDING``)."""
+def mark_pending(bumped: Mapping[str, Stamp]) -> None:
+    """Before a bump commits, its rows locked: mark its keys pending in the live epoch, each
+    naming the version the bump commits (see ``PENDING``)."""
     timeout = conf.VERSION_CACHE_TIMEOUT
     if timeout is not None and timeout <= 0:
         return  # versions are not cached at all
     backend = cache()
-    marks = dict.fromkeys(keys, PENDING)
+    marks = {key: stamp[0] for key, stamp in bumped.items()}
     try:
         server = fastcache.server_id(backend)
         for attempt in range(4):  # the first may take a stale belief
@@ -162,7 +174,17 @@ def _set_and_verify(
 ) -> None:
     timeout = conf.VERSION_CACHE_TIMEOUT
     keys = list(committed)
-    backend.set_many({start + k: encode(v) for k, v in committed.items()}, timeout)
+    # Not over the mark of a later bump (two commands here, not one script: a mark made between
+    # them can still be replaced; the script closes that on Redis).
+    held = backend.get_many([start + k for k in keys])
+    backend.set_many(
+        {
+            start + k: encode(v)
+            for k, v in committed.items()
+            if abs(coming(held.get(start + k)) or 0) <= abs(v[0])
+        },
+        timeout,
+    )
     # A concurrent bump may have committed and set a newer value before our set landed: read
     # the database and set what moved. Whatever commits after this read is followed by its own
     # bumper's set, so the cache ends at the latest committed version.

@@ -237,14 +237,17 @@ _existing: set[tuple[str, str]] = set()
 _MAX_EXISTING: Final = 65536
 
 
-def _locked_versions(manager: Any, keys: Sequence[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
+def _locked_stamps(manager: Any, keys: Sequence[str]) -> dict[str, Stamp]:
+    found: dict[str, Stamp] = {}
     for chunk in chunks(keys):
-        found.update(
+        rows = (
             manager.select_for_update()
             .filter(key__in=chunk)
             .order_by("key")
-            .values_list("key", "version")
+            .values_list("key", "version", "updated_at")
+        )
+        found.update(
+            (key, (version, ms(at) if version else 0)) for key, version, at in rows
         )
     return found
 
@@ -263,11 +266,16 @@ class RowsMissing(DatabaseError):
     missing rows before locking any, so no writer waits for another's insert holding a lock)."""
 
 
-def lock(
-    keys: Iterable[str], using: str | None = None, *, known_first: bool = False
-) -> dict[str, int]:
+def lock(keys: Iterable[str], using: str | None = None) -> dict[str, int]:
     """Lock the rows of ``keys`` (creating missing ones) until the transaction ends; their
-    versions. ``known_first``: when every row was seen before, lock them with one query, and
+    versions."""
+    return {key: stamp[0] for key, stamp in lock_stamps(keys, using).items()}
+
+
+def lock_stamps(
+    keys: Iterable[str], using: str | None = None, *, known_first: bool = False
+) -> dict[str, Stamp]:
+    """``lock``, giving each key's version and bump time. ``known_first``: when every row was seen before, lock them with one query, and
     raise ``RowsMissing`` if one is gone (for a caller that can start its transaction again)."""
     db = database(using)
     if not connections[db].in_atomic_block:
@@ -280,9 +288,9 @@ def lock(
         return {}
     _reserve(db, unique)
     manager = row_model()._base_manager.db_manager(db)
-    values = dict.fromkeys(unique, 0)
+    values: dict[str, Stamp] = dict.fromkeys(unique, (0, 0))
     if known_first and all((db, key) in _existing for key in unique):
-        found = _locked_versions(manager, unique)
+        found = _locked_stamps(manager, unique)
         if len(found) < len(unique):
             _existing.difference_update((db, key) for key in unique if key not in found)
             raise RowsMissing(f"version rows gone: {sorted(set(unique) - set(found))}")
@@ -295,7 +303,7 @@ def lock(
         missing = [key for key in chunk if key not in existing]
         if missing:
             _create(manager, missing)
-    values.update(_locked_versions(manager, unique))
+    values.update(_locked_stamps(manager, unique))
     if len(_existing) > _MAX_EXISTING:
         _existing.clear()
     _existing.update((db, key) for key in unique)

@@ -1,7 +1,8 @@
 """Writes to Django's ``RedisCache`` through one Lua script: monotonic, epoch- and server-checked.
 
 A version in Redis only grows in absolute value, and nothing is written into an epoch or to a
-server that is no longer live (see ``store.epoch``); a pending mark keeps the version it replaced.
+server that is no longer live (see ``store.epoch``); a pending mark keeps the version it replaced
+and names the version its bump commits, and only that version or a later one replaces it.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ logger = logging.getLogger("django_conditional")
 # the caller believes it writes to (``redis_adapter.server_identity``), ARGV[5]: the writer's fence in ms, ARGV[6..]: the values. Nothing is
 # written unless that server and that epoch are still live. Versions only grow in absolute value:
 # neither a slow publisher nor a reader that read the database before a commit moves one back; a
-# reader's fill never replaces anything (a pending mark included); "mark" and "set" (corrections)
-# replace anything. The last element of the reply is how long (ms) the writer must wait before
+# reader's fill never replaces anything (a pending mark included); a publication replaces a mark
+# only with the version the mark names or a later one; "mark" and "set" (corrections) replace
+# anything. The last element of the reply is how long (ms) the writer must wait before
 # its response leaves: local copies of a replaced key may be in use (its holder mark, see
 # ``store.local``): a reader's mark ("1") asks for a whole fence and becomes a writer's ("0") that
 # lasts as long; a writer's mark still there asks for what is left of it; no mark, no wait.
@@ -55,10 +57,15 @@ for i = 2, #KEYS do
   local write = mode == 'set'
   if mode == 'mark' then
     write = true
-    -- A pickle (protocol 0) of the text "pending:<version>": Django's serializer reads it.
-    value = 'Vpending:' .. (old or 0) .. '\\n.'
+    -- A pickle (protocol 0) of the text "pending:<kept>:<coming>": the version it replaced and
+    -- the one its bump commits. Django's serializer reads it.
+    value = 'Vpending:' .. (old or 0) .. ':' .. value .. '\\n.'
   elseif mode == 'publish' then
-    write = (not old) or math.abs(old) < math.abs(version(value))
+    local new = math.abs(version(value))
+    -- A mark falls only to its own bump or a later one: an earlier bump's late publication
+    -- must not lift the mark of a bump still committing (or whose writer died after the commit).
+    local coming = raw and tonumber(string.match(raw, 'pending:%-?%d+:(%-?%d+)'))
+    write = ((not old) or math.abs(old) < new) and ((not coming) or math.abs(coming) <= new)
   elseif mode == 'fill' then
     write = not raw
   end

@@ -18,6 +18,7 @@ Stamp = tuple[int, int]  # (version, bump time in ms; 0 when not known)
 _TEXT: Final = re.compile(r"(-?\d+)\|(\d+)")
 _RAW: Final = re.compile(rb"^V?(-?\d+)\|(\d+)")
 _PENDING: Final = re.compile(rb"pending:(-?\d+)")
+_COMING: Final = re.compile(r"pending:[^:]*:(-?\d+)")
 
 
 def ms(moment: datetime | None) -> int:
@@ -48,6 +49,13 @@ def decode(value: object) -> Stamp | None:
         if found:
             return int(found.group(1)), int(found.group(2))
     return None
+
+
+def coming(value: object) -> int | None:
+    """The version a pending mark (as the cache API returns it) says its bump commits; None for
+    anything else."""
+    found = _COMING.match(value) if type(value) is str else None
+    return int(found.group(1)) if found else None
 
 
 def raw_version(raw: object) -> int | None:

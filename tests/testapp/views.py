@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.db import transaction
 from django.http import (
     Http404,
     HttpRequest,
@@ -198,6 +199,38 @@ async def article_async_keys(request: HttpRequest, pk: int) -> HttpResponseBase:
 def article_noop(request: HttpRequest, pk: int) -> HttpResponseBase:
     # A write that changes nothing (validates, then declines): no new version, no ETag.
     CALLS["article_noop"] += 1
+    return JsonResponse({"changed": False})
+
+
+@versioned(ObjectOf(Article))
+def article_savepoints(request: HttpRequest, pk: int) -> HttpResponseBase:
+    if request.method == "GET":
+        return JsonResponse({"title": Article.objects.get(pk=pk).title})
+    # One change kept (its savepoint released), a later one rolled back with its savepoint: the
+    # write's ETag is the kept change's.
+    article = Article.objects.get(pk=pk)
+    with transaction.atomic():
+        article.title = "kept"
+        article.save()
+    try:
+        with transaction.atomic():
+            article.title = "rolled back"
+            article.save()
+            raise ValueError("undone")
+    except ValueError:
+        pass
+    return JsonResponse({"title": "kept"})
+
+
+@versioned(ObjectOf(Article))
+def article_set_rollback(request: HttpRequest, pk: int) -> HttpResponseBase:
+    if request.method == "GET":
+        return JsonResponse({"title": Article.objects.get(pk=pk).title})
+    # Writes, then declines by marking the transaction for rollback: nothing commits, no ETag.
+    article = Article.objects.get(pk=pk)
+    article.title = "never committed"
+    article.save()
+    transaction.set_rollback(True)
     return JsonResponse({"changed": False})
 
 
