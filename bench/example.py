@@ -126,7 +126,32 @@ def in_process(pk: int, rounds: int, number: int) -> dict[str, Any]:
     read_us = inprocess._per_call_cpu(lambda: versions.read(keys, extra))
     detail = next(case for case in measured if case.name == "detail-304")
     inprocess.profile_case(client, detail, etags, PROFILE, 3000)
-    return {"timed": timed, "read_cpu_us": read_us}
+    return {"timed": timed, "read_cpu_us": read_us, "handler_cpu_us": _handler_floor()}
+
+
+class AnswerAtOnce:
+    """A first and only middleware that answers every request with an empty 304."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: Any) -> Any:
+        from django.http import HttpResponseNotModified
+
+        return HttpResponseNotModified()
+
+
+def _handler_floor() -> float:
+    """CPU µs of a request Django's handler serves with nothing but a first middleware that
+    answers at once: what any answer given in Django costs (an early 304's server part)."""
+    from django.test import override_settings
+
+    from bench import inprocess
+
+    with override_settings(MIDDLEWARE=["bench.example.AnswerAtOnce"]):
+        client = inprocess.Client()
+        environ = client.environ(Case("handler", "/articles/"))
+        return inprocess._per_call_cpu(lambda: client.call(environ))
 
 
 # -- the run ----------------------------------------------------------------------------------------

@@ -232,6 +232,9 @@ def report(path: Path, conditional_304: int) -> None:
 def report_log(path: Path) -> None:
     """Print how often the workers logged what the store did about a failover or a fault."""
     text = path.read_text(errors="replace") if path.exists() else ""
+    keep = os.environ.get("LOAD_ORACLE_KEEP_LOG")
+    if keep:  # for a post-mortem: the run's directory is removed after the run
+        Path(keep).write_text(text)
     for what in (
         "retired the former master",
         "could not retire",

@@ -103,6 +103,17 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CACHES["default"]["KEY_PREFIX"] = {prefix!r}  # noqa: F405
 # Persistent connections, as a production site sets them (a new one per request costs ~15 ms).
 DATABASES["default"]["CONN_MAX_AGE"] = 60  # noqa: F405
+# A 500's traceback goes to the server's log (the run reports what it logged).
+LOGGING = {{
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {{"console": {{"class": "logging.StreamHandler"}}}},
+    "loggers": {{"django.request": {{"handlers": ["console"], "level": "ERROR"}}}},
+}}
+"""
+# Under ASGI a sync view runs in a thread of its request's own: a persistent connection per
+# thread would be one per request, never reused (Django's deployment docs: no CONN_MAX_AGE there).
+ASGI_SETTINGS = """DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 """
 # --local-cache (a self-check of the oracle): each worker keeps versions in its own memory, the
 # misconfiguration system check W010 warns about; the run must then report stale answers.
@@ -436,6 +447,7 @@ def run(args: argparse.Namespace) -> int:
         settings = (
             SETTINGS.format(prefix=prefix)
             + (LOCAL_CACHE if args.local_cache else "")
+            + (ASGI_SETTINGS if args.worker_class == "uvicorn" else "")
             + load_faults.settings(args)
         )
         (module_dir / "load_oracle_settings.py").write_text(settings)

@@ -21,9 +21,10 @@ key lacks. A 304 is kept only when:
   and no middleware chose another URLconf;
 - the 304 sets no cookie and has no ``Vary: *``; and ``answers`` kept it (its own conditions).
 
-The key: method, scheme, host (``get_host()``: a host ``ALLOWED_HOSTS`` refuses is never
-answered early), path (script name included), query, ``If-None-Match``, ``Accept-Encoding``,
-and the value of every header the view or the final ``Vary`` names (``Cookie`` included).
+The key: method, scheme (``request.scheme``), ``Host`` and ``X-Forwarded-Host`` as sent (a host
+the stack refused, ``ALLOWED_HOSTS``, never got a 304 to keep), path (script name included),
+query, ``If-None-Match``, ``Accept-Encoding``, and the value of every header the view or the final
+``Vary`` names (``Cookie`` included).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from typing import Any, Final
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
-from django.core.exceptions import DisallowedHost
 from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.module_loading import import_string
@@ -101,14 +101,13 @@ def _base(request: HttpRequest) -> _Base | None:
     for name in answers.REFUSED:
         if name in meta:
             return None
-    try:
-        host = request.get_host()
-    except DisallowedHost:
-        return None  # the handler's 400
+    # The host as sent (validated by the stack when the 304 kept for it was made: the same
+    # input gets the same answer; a host refused there was never kept).
     base = (
         method,
         request.scheme or "",
-        host,
+        str(meta.get("HTTP_HOST") or meta.get("SERVER_NAME", "")),
+        str(meta.get("HTTP_X_FORWARDED_HOST", "")),
         request.path,
         str(meta.get("QUERY_STRING", "")),
         str(tags),

@@ -226,6 +226,13 @@ def _example_result() -> dict[str, Any]:
     }
 
 
+@pytest.mark.django_db
+def test_the_handler_floor_is_measured_through_django():
+    from bench import example
+
+    assert 0 < example._handler_floor() < 10_000
+
+
 def test_example_report_targets_and_section():
     from bench import example_report
 
@@ -254,6 +261,10 @@ def test_example_report_targets_and_section():
     assert "| bare-304 | 1800 | 1.80 | 100 | nan |" in text  # under load only
     assert "### The same site on gthread workers (keep-alive)" in text
     assert "| detail-200 | 40 | 0.02 | 1.00 | 900 |" in text
+    # Answered early (cheaper than the floor): its CPU minus the handler's floor.
+    result["inprocess"]["timed"]["detail-304"]["cpu_us"] = 100.0
+    result["inprocess"]["handler_cpu_us"] = 90.0
+    assert example_report.own_code_us(result, "detail-304") == 10.0
     result["counted"]["list-304"]["transactions_per_request"] = 0.01
     failed = [t for t, _, passed in example_report.targets(result) if not passed]
     assert failed == [

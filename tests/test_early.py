@@ -161,6 +161,7 @@ def test_different_inputs_are_never_answered_from_another_request(site: None) ->
         {"headers": {"Accept-Language": "de"}},  # a header the view varies on
         {"headers": {"Accept-Language": "fr", "Accept-Encoding": "gzip"}},
         {"headers": {"Accept-Language": "fr"}, "HTTP_HOST": "localhost"},
+        {"headers": {"Accept-Language": "fr", "X-Forwarded-Host": "example.com"}},
         {"headers": {"Accept-Language": "fr"}, "secure": True},
         {"headers": {"Accept-Language": "fr"}, "data": {"page": "2"}},
         {"headers": {"Accept-Language": "fr", "If-Match": tag}},
