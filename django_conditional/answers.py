@@ -31,11 +31,17 @@ from typing import Any, Final, cast
 from asgiref.sync import iscoroutinefunction
 from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponseBase
+from django.http.response import ResponseHeaders
 
 from django_conditional import observe, versions
+from django_conditional.django_adapter import cloned_headers
 from django_conditional.flow import View, proven
 from django_conditional.remembered import expires_in
-from django_conditional.responses import VARY_CODING_ATTRIBUTE, NotModified
+from django_conditional.responses import (
+    VARY_CODING_ATTRIBUTE,
+    NotModified,
+    headers_for_304,
+)
 
 __all__ = [
     "HANDED",
@@ -80,7 +86,7 @@ class Answer:
     """A 304 kept: its provenance, its headers, whether its tag was a coded one (``compression``)."""
 
     provenance: Provenance
-    headers: tuple[tuple[str, str], ...]
+    headers: ResponseHeaders  # (``responses.headers_for_304``) only ever copied
     vary_coding: bool = False
 
 
@@ -145,12 +151,10 @@ def _key(
 def copied(answer: Answer) -> HttpResponseBase:
     """A fresh 304 from ``answer`` (its relative ``Expires`` recomputed)."""
     response = NotModified()
-    headers = response.headers
-    for name, value in answer.headers:
-        headers[name] = value
+    response.headers = cloned_headers(answer.headers)  # checked when kept
     offset = answer.provenance.expires_offset
     if offset is not None:
-        headers["Expires"] = expires_in(offset)
+        response.headers["Expires"] = expires_in(offset)
     if answer.vary_coding:
         setattr(response, VARY_CODING_ATTRIBUTE, True)
     return response
@@ -175,7 +179,7 @@ def _kept(
         _answers.clear()  # only ever costs recomputing
     _answers[key] = Answer(
         provenance,
-        tuple(response.items()),
+        headers_for_304(response.items()),
         bool(getattr(response, VARY_CODING_ATTRIBUTE, False)),
     )
     request.__dict__[HANDED] = Handed(handing[0], provenance, handing[1])

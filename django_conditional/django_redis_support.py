@@ -38,7 +38,7 @@ def sentinel_group(sentinel: Any, service: str) -> Group:
     return Group(top[0] if majority and top else None, frozenset(servers))
 
 
-_STAMP_TEXT: Final = re.compile(rb"V(-?\d+\|\d+|pending:-?\d+)\n\.")
+_STAMP_TEXT: Final = re.compile(rb"V(-?\d+\|\d+|pending:-?\d+(?::-?\d+)?)\n\.")
 
 
 _BACKEND: Final = "django_redis.cache.RedisCache"

@@ -21,10 +21,12 @@ key lacks. A 304 is kept only when:
   and no middleware chose another URLconf;
 - the 304 sets no cookie and has no ``Vary: *``; and ``answers`` kept it (its own conditions).
 
-The key: method, scheme (``request.scheme``), ``Host`` and ``X-Forwarded-Host`` as sent (a host
-the stack refused, ``ALLOWED_HOSTS``, never got a 304 to keep), path (script name included),
-query, ``If-None-Match``, ``Accept-Encoding``, and the value of every header the view or the final
-``Vary`` names (``Cookie`` included).
+The key: method, scheme (``request.scheme``), ``Host``, ``X-Forwarded-Host`` and
+``X-Forwarded-Port`` as sent (absent apart from empty: a host the stack refused,
+``ALLOWED_HOSTS``, never got a 304 to keep), the server name and port, ``SCRIPT_NAME`` and the path
+after it, query, ``If-None-Match``, ``Accept-Encoding``, ``Cookie`` (the stack's cookie middleware
+answers by it), and the value of every header the view or the final ``Vary`` names, with those
+names.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_safe
 
 from django_conditional import answers, observe, versions
+from django_conditional.responses import headers_for_304
 from django_conditional.variants import meta_key
 
 __all__ = ["SAFE_MIDDLEWARE", "EarlyAnswerMiddleware", "forget"]
@@ -84,8 +87,11 @@ _PASS_THROUGH: Final = frozenset(
     for probe in (_probe, _aprobe)
 )
 _COMMAS: Final = re.compile(r"\s*,\s*")
-_Base = tuple[str, ...]
-_entries: dict[tuple[_Base, tuple[str, ...]], answers.Answer] = {}
+_Base = tuple[str | None, ...]
+# (inputs, varied header names, their values) -> the final 304
+_entries: dict[
+    tuple[_Base, tuple[str, ...], tuple[str | None, ...]], answers.Answer
+] = {}
 _named: dict[
     _Base, tuple[str, ...]
 ] = {}  # a URL's inputs -> the headers its 304 varies on
@@ -102,25 +108,36 @@ def _base(request: HttpRequest) -> _Base | None:
         if name in meta:
             return None
     # The host as sent (validated by the stack when the 304 kept for it was made: the same
-    # input gets the same answer; a host refused there was never kept).
+    # input gets the same answer; a host refused there was never kept), absent apart from empty.
+    # The cookies as sent: the stack's cookie middleware answers by them (a session saved on
+    # every request, a malformed CSRF cookie reset), and a 304 it gave a cookie is never kept.
     base = (
         method,
-        request.scheme or "",
-        str(meta.get("HTTP_HOST") or meta.get("SERVER_NAME", "")),
-        str(meta.get("HTTP_X_FORWARDED_HOST", "")),
-        request.path,
-        str(meta.get("QUERY_STRING", "")),
-        str(tags),
-        str(meta.get("HTTP_ACCEPT_ENCODING", "")),
+        request.scheme,
+        meta.get("HTTP_HOST"),
+        meta.get("HTTP_X_FORWARDED_HOST"),
+        meta.get("HTTP_X_FORWARDED_PORT"),
+        meta.get("SERVER_NAME"),
+        meta.get("SERVER_PORT"),
+        meta.get("SCRIPT_NAME"),  # where the URLconf's path starts: not in request.path
+        request.path_info,
+        meta.get("QUERY_STRING"),
+        tags,
+        meta.get("HTTP_ACCEPT_ENCODING"),
+        meta.get("HTTP_COOKIE"),
     )
-    return base if sum(map(len, base)) <= answers.MAX_INPUT else None
+    return base if _size(base) <= answers.MAX_INPUT else None
+
+
+def _size(values: tuple[object, ...]) -> int:
+    return sum([len(value) for value in values if type(value) is str])
 
 
 def _varied(
     base: _Base, meta: dict[str, Any], names: tuple[str, ...]
-) -> tuple[str, ...] | None:
-    values = tuple([str(meta.get(name, "")) for name in names])
-    if sum(map(len, values)) + sum(map(len, base)) > answers.MAX_INPUT:
+) -> tuple[str | None, ...] | None:
+    values = tuple([meta.get(name) for name in names])
+    if _size(values) + _size(base) > answers.MAX_INPUT:
         return None
     return values
 
@@ -132,11 +149,12 @@ def _again(base: _Base | None, request: HttpRequest) -> HttpResponseBase | None:
     values = _varied(base, request.META, names)
     if values is None:
         return None
-    answer = _entries.get((base, values))
+    key = (base, names, values)
+    answer = _entries.get(key)
     if answer is None or observe.listening():
         return None
     if not versions.unchanged(answer.provenance.read):
-        _entries.pop((base, values), None)
+        _entries.pop(key, None)
         return None
     return answers.copied(answer)
 
@@ -167,10 +185,12 @@ def _keep(base: _Base | None, request: HttpRequest, response: HttpResponseBase) 
     values = _varied(base, request.META, names)
     if values is None:
         return
-    if len(_entries) >= answers.MAX_ANSWERS:
+    if len(_entries) >= answers.MAX_ANSWERS or len(_named) >= answers.MAX_ANSWERS:
         forget()  # only ever costs recomputing
     _named[base] = names
-    _entries[base, values] = answers.Answer(handed.provenance, tuple(response.items()))
+    _entries[base, names, values] = answers.Answer(
+        handed.provenance, headers_for_304(response.items())
+    )
 
 
 def _reaches(func: object, view: object) -> bool:

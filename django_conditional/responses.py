@@ -66,6 +66,14 @@ class _HeadersWithoutLength(ResponseHeaders):
             super().__setitem__(key, value)
 
 
+def headers_for_304(items: Iterable[tuple[str, str]]) -> ResponseHeaders:
+    """A 304's headers holding ``items`` (never a ``Content-Length``): kept to send again."""
+    headers = _HeadersWithoutLength({})
+    for name, value in items:
+        headers[name] = value
+    return headers
+
+
 class NotModified(HttpResponseNotModified):
     """A bodiless 304 that keeps the §15.4.5 headers and cookies it is given."""
 

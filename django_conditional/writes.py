@@ -217,6 +217,13 @@ def _write(
                 request, evaluation.decided_by, validators
             )
         response: HttpResponseBase = _run(view, request, args, kwargs)
+        if response.status_code < 400 and transaction.get_rollback(using=database()):
+            # A view swallowed a database error (or asked for the rollback): what it answers
+            # as done will not commit; a success would tell the client its write was kept.
+            raise transaction.TransactionManagementError(
+                f"{request.method} {request.path}: the view answered "
+                f"{response.status_code} but its transaction is marked for rollback"
+            )
         _stamp(response, source, request, before, write_etag)
     return response
 

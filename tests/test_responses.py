@@ -137,3 +137,24 @@ def test_problem_echoes_nothing_from_the_request() -> None:
     assert b"<script>" not in response.content
     generic = problem(request, 400, "Bad", "detail")
     assert b"script" not in generic.content
+
+
+def test_cloned_headers_are_a_copy_of_their_own() -> None:
+    from types import MappingProxyType
+
+    from django_conditional.django_adapter import cloned_headers
+    from django_conditional.responses import headers_for_304
+
+    kept = headers_for_304(
+        [("ETag", '"a"'), ("Vary", "Accept"), ("Content-Length", "9")]
+    )
+    clone = cloned_headers(kept)
+    assert type(clone) is type(kept) and dict(clone.items()) == dict(kept.items())
+    assert "Content-Length" not in clone  # a 304's headers never take one
+    clone["Expires"] = "0"
+    clone["Content-Length"] = "0"
+    assert "Expires" not in kept and "Content-Length" not in clone
+    # A mapping of another shape (a future Django) is rebuilt through the public API.
+    kept._store = MappingProxyType(kept._store)  # type: ignore[assignment]
+    rebuilt = cloned_headers(kept)
+    assert dict(rebuilt.items()) == {"ETag": '"a"', "Vary": "Accept"}

@@ -22,6 +22,7 @@ from django_conditional.signals import version_bumped
 from django_conditional.store import cache as store_cache
 from django_conditional.store import database as store_database
 from django_conditional.store import epoch, stamps
+from django_conditional.store import keys as key_store
 from django_conditional.store import scripts as store_scripts
 from tests.testapp.models import Article, Author, Country, Tag
 
@@ -843,6 +844,20 @@ def test_lock_creates_rows_and_reads_the_database():
     assert ResourceVersion.objects.get(key="a").version == 0
     if connection.features.has_select_for_update:
         assert any("FOR UPDATE" in q["sql"] for q in queries.captured_queries)
+
+
+@pytest.mark.django_db
+def test_a_lock_takes_the_rows_reads_and_bumps_use(django_capture_on_commit_callbacks):
+    # A key function's key with a space, non-ASCII or over MAX_KEY_LENGTH characters is bounded
+    # the same way by every path: the lock must hold the row the bump increments.
+    keys = ["has space", "caf\u00e9", "k" * (versions.MAX_KEY_LENGTH + 5)]
+    with django_capture_on_commit_callbacks(execute=True):
+        versions.bump(*keys)
+    with transaction.atomic():
+        locked = versions.lock(keys)
+    bounded = {key: key_store.bounded_key(key) for key in keys}
+    assert locked == {bounded[key]: 1 for key in keys}
+    assert versions.read(keys).versions == locked
 
 
 @pytest.mark.django_db

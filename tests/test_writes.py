@@ -9,7 +9,7 @@ from unittest import mock
 
 import pytest
 from django.core.cache import caches
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.test import AsyncClient, Client
 from django.test.utils import CaptureQueriesContext
 
@@ -444,15 +444,24 @@ def test_concurrent_writes_with_the_same_if_match(path):
     }
 
 
-@pytest.mark.parametrize("page", ["noop", "set-rollback"])
-def test_a_write_that_commits_no_change_gets_no_etag(client, article, page):
-    # "noop" declines without writing; "set-rollback" writes, then marks the transaction for
-    # rollback: either way nothing commits, and no tag names a state nobody will see.
-    path = f"/{page}/{article.pk}/"
+def test_a_write_that_changes_nothing_gets_no_etag(client, article):
+    path = f"/noop/{article.pk}/"
     tag = current_etag(client, path)
     response = client.post(path, headers={"If-Match": tag})
     assert response.status_code == 200
     assert "ETag" not in response.headers
+    assert current_etag(client, path) == tag
+
+
+def test_a_success_from_a_transaction_marked_for_rollback_is_an_error(client, article):
+    # The view wrote, then marked its transaction for rollback (as one that swallowed a database
+    # error would be): its 200 would tell the client a write was kept that never commits.
+    path = f"/set-rollback/{article.pk}/"
+    tag = current_etag(client, path)
+    with pytest.raises(
+        transaction.TransactionManagementError, match="marked for rollback"
+    ):
+        client.post(path, headers={"If-Match": tag})
     assert title(article) == "One"
     assert current_etag(client, path) == tag
 
@@ -502,8 +511,6 @@ def test_without_django_commit_hooks_the_new_etag_is_read_from_the_rows(
 
 @pytest.mark.django_db
 def test_the_commit_hooks_are_read_only_in_the_shape_django_gives_them():
-    from django.db import transaction
-
     from django_conditional.store import committing
 
     wrapper = connections["default"]
@@ -511,6 +518,9 @@ def test_the_commit_hooks_are_read_only_in_the_shape_django_gives_them():
         transaction.on_commit(lambda: None)  # another app's hook: not a bump, skipped
         versions.bump("k")
         assert committing.bumped("default") == {"k": (1, mock.ANY)}
+        transaction.set_rollback(True)
+        assert committing.bumped("default") == {}  # nothing of it will commit
+        transaction.set_rollback(False)
         hooks = wrapper.run_on_commit
         try:
             wrapper.run_on_commit = tuple(hooks)  # type: ignore[assignment]

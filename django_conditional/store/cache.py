@@ -169,22 +169,27 @@ def mark_pending(bumped: Mapping[str, Stamp]) -> None:
         warn("mark", exc)
 
 
-def _set_and_verify(
-    backend: BaseCache, start: str, db: str, committed: dict[str, Stamp]
+def _set_unless_marked_later(
+    backend: BaseCache, start: str, stamps: Mapping[str, Stamp]
 ) -> None:
-    timeout = conf.VERSION_CACHE_TIMEOUT
-    keys = list(committed)
     # Not over the mark of a later bump (two commands here, not one script: a mark made between
     # them can still be replaced; the script closes that on Redis).
-    held = backend.get_many([start + k for k in keys])
+    held = backend.get_many([start + k for k in stamps])
     backend.set_many(
         {
             start + k: encode(v)
-            for k, v in committed.items()
+            for k, v in stamps.items()
             if abs(coming(held.get(start + k)) or 0) <= abs(v[0])
         },
-        timeout,
+        conf.VERSION_CACHE_TIMEOUT,
     )
+
+
+def _set_and_verify(
+    backend: BaseCache, start: str, db: str, committed: dict[str, Stamp]
+) -> None:
+    keys = list(committed)
+    _set_unless_marked_later(backend, start, committed)
     # A concurrent bump may have committed and set a newer value before our set landed: read
     # the database and set what moved. Whatever commits after this read is followed by its own
     # bumper's set, so the cache ends at the latest committed version.
@@ -194,7 +199,7 @@ def _set_and_verify(
         moved = {k: v for k, v in again.items() if v[0] != current[k][0]}
         if not moved:
             return
-        backend.set_many({start + k: encode(v) for k, v in moved.items()}, timeout)
+        _set_unless_marked_later(backend, start, moved)
         current = again
     backend.delete_many([start + k for k in keys])  # too busy: let readers refill
 

@@ -5,9 +5,8 @@ savepoint that rolls back, so the hooks still queued are exactly the bumps the c
 current, and the values the cache will be given. A write takes its new ``ETag`` from them instead
 of reading the rows again (one query fewer while it holds the row locks).
 
-``connection.run_on_commit`` is Django's private list (4.2 to 6.x: tuples of ``(savepoint ids,
-callable, robust)``); it is read here only, behind a shape check. When it does not have that
-shape the answer is None, and the caller reads the database.
+The hooks are Django's private list, read through ``django_adapter.queued_commit_hooks``; when
+it cannot be read the answer is None, and the caller reads the database.
 """
 
 from __future__ import annotations
@@ -15,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import connections, transaction
+from django.db import transaction
 
+from django_conditional import django_adapter
 from django_conditional.store.stamps import Stamp
 
 __all__ = ["Publication", "bumped", "register"]
@@ -47,14 +47,11 @@ def bumped(db: str) -> dict[str, Stamp] | None:
     cannot be read."""
     if transaction.get_rollback(using=db):
         return {}  # nothing of it will commit
-    hooks = getattr(connections[db], "run_on_commit", None)
-    if not isinstance(hooks, list):
+    hooks = django_adapter.queued_commit_hooks(db)
+    if hooks is None:
         return None
     found: dict[str, Stamp] = {}
     for hook in hooks:
-        if not isinstance(hook, tuple) or len(hook) < 2:
-            return None
-        publication = hook[1]
-        if isinstance(publication, Publication) and publication.db == db:
-            found.update(publication.stamps)
+        if isinstance(hook, Publication) and hook.db == db:
+            found.update(hook.stamps)
     return found

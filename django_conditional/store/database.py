@@ -18,7 +18,7 @@ from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Abs
 from django.utils import timezone
 
-from django_conditional.store.keys import parse_key
+from django_conditional.store.keys import bounded_key, parse_key
 from django_conditional.store.stamps import Stamp, ms
 
 if TYPE_CHECKING:
@@ -282,8 +282,9 @@ def lock_stamps(
         raise transaction.TransactionManagementError(
             "versions.lock() must be called inside transaction.atomic()"
         )
-    # One lock order everywhere: no deadlock between two writers.
-    unique = sorted(set(keys))
+    # One lock order everywhere: no deadlock between two writers. The keys as reads and bumps
+    # name them (``bounded_key``): the rows they use, not others.
+    unique = sorted({bounded_key(key) for key in keys})
     if not unique:
         return {}
     _reserve(db, unique)
