@@ -35,7 +35,7 @@ from django_conditional.store.keys import (
     parse_key,
 )
 from django_conditional.store.proofs import Proof, unchanged
-from django_conditional.store.stamps import Stamp, decode, moment
+from django_conditional.store.stamps import Stamp, decode, moment, versions_of
 
 __all__ = [
     "MAX_KEY_LENGTH",
@@ -59,6 +59,7 @@ __all__ = [
     "read",
     "unchanged",
     "untrusted_keys",
+    "versions_of",
 ]
 
 logger = logging.getLogger("django_conditional")
@@ -84,7 +85,7 @@ class Snapshot:
         proof: Proof | None = None,
     ) -> Snapshot:
         return cls(
-            {key: stamp[0] for key, stamp in stamps.items()},
+            versions_of(stamps),
             extra,
             {key: moment(stamp[1]) for key, stamp in stamps.items()},
             proof,
@@ -294,7 +295,7 @@ def committed_versions(locked: Mapping[str, int]) -> dict[str, int]:
     from the rows only when Django's commit hooks cannot tell the bumps."""
     bumps = committing.bumped(database.database())
     if bumps is None:
-        return {key: stamp[0] for key, stamp in locked_stamps(locked).items()}
+        return versions_of(locked_stamps(locked))
     return {
         key: bumps[key][0] if key in bumps else version
         for key, version in locked.items()
@@ -320,7 +321,7 @@ def _published(db: str, committed: dict[str, Stamp]) -> None:
     reported = store_cache.publish(db, committed)
     fence.published(reported)  # the write fence (store/fence.py)
     purge.flush(db)  # every key of the transaction, once (shared caches: Varnish, CDNs)
-    _announce({key: stamp[0] for key, stamp in committed.items()})
+    _announce(versions_of(committed))
 
 
 def bump(*keys: str, deleted: bool = False, using: str | None = None) -> dict[str, int]:
@@ -344,4 +345,4 @@ def bump(*keys: str, deleted: bool = False, using: str | None = None) -> dict[st
         store_cache.mark_pending(stamps)
         # The rows stay locked until the commit: these are the values it commits.
         committing.register(db, stamps, _published)
-    return {key: stamp[0] for key, stamp in stamps.items()}
+    return versions_of(stamps)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import wraps
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 from urllib.parse import urljoin, urlsplit
 
 from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
@@ -65,6 +65,8 @@ CLASS_SOURCE_ATTRIBUTE = "conditional_source_for"
 # Set on a response (``transformed``) whose write stored something else than it describes.
 TRANSFORMED_ATTRIBUTE = "conditional_transformed"
 _Response = TypeVar("_Response", bound=HttpResponseBase)
+# A write starts again when a version row is deleted by hand between its making and its lock.
+_ATTEMPTS: Final = 8
 
 
 def transformed(response: _Response) -> _Response:
@@ -180,10 +182,16 @@ def write(
 ) -> HttpResponseBase:
     """The write path: lock, read, evaluate, run the view, publish (see the module docstring)."""
     watch = observe.watch(request, source, source.view_id)
-    try:
-        response = _write(view, source, request, args, kwargs, write_etag, watch, True)
-    except RowsMissing:  # before the view ran: start again, making the rows first
-        response = _write(view, source, request, args, kwargs, write_etag, watch, False)
+    for attempt in range(_ATTEMPTS):
+        try:
+            # The first takes rows seen before with one query; the others make rows first.
+            response = _write(
+                view, source, request, args, kwargs, write_etag, watch, attempt == 0
+            )
+            break
+        except RowsMissing:  # before the view ran: start again
+            if attempt == _ATTEMPTS - 1:
+                raise
     return observe.finish(watch, response)  # after the commit
 
 
@@ -237,7 +245,7 @@ def _locked(
 ) -> tuple[dict[str, int], Validators]:
     keys = source.keys(request, args, kwargs)
     locked = versions.lock_stamps(keys, known_first=known_first)
-    before = {key: stamp[0] for key, stamp in locked.items()}
+    before = versions.versions_of(locked)
     return before, source.locked_validators(request, args, kwargs, locked)
 
 

@@ -40,6 +40,7 @@ from django_conditional.store.stamps import (
     encode,
     pickled,
     raw_version,
+    versions_of,
 )
 
 if TYPE_CHECKING:
@@ -155,7 +156,7 @@ def mark_pending(bumped: Mapping[str, Stamp]) -> None:
     if timeout is not None and timeout <= 0:
         return  # versions are not cached at all
     backend = cache()
-    marks = {key: stamp[0] for key, stamp in bumped.items()}
+    marks = versions_of(bumped)
     try:
         server = fastcache.server_id(backend)
         for attempt in range(4):  # the first may take a stale belief

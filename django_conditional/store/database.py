@@ -8,7 +8,7 @@ a replica's lag could otherwise put an old version in the cache.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from django.apps import apps
@@ -19,7 +19,7 @@ from django.db.models.functions import Abs
 from django.utils import timezone
 
 from django_conditional.store.keys import bounded_key, parse_key
-from django_conditional.store.stamps import Stamp, ms
+from django_conditional.store.stamps import Stamp, ms, versions_of
 
 if TYPE_CHECKING:
     from django.contrib.contenttypes.models import ContentType
@@ -63,16 +63,18 @@ def read_stamps(keys: Sequence[str], using: str | None = None) -> dict[str, Stam
     values: dict[str, Stamp] = dict.fromkeys(keys, (0, 0))
     for chunk in chunks(keys):
         rows = manager.filter(key__in=chunk).values_list("key", "version", "updated_at")
-        # A row lock() created is at version 0: never bumped, so no time of a change.
-        values.update(
-            (key, (version, ms(at) if version else 0)) for key, version, at in rows
-        )
+        values.update(_stamped(rows))
     return values
+
+
+def _stamped(rows: Iterable[tuple[str, int, Any]]) -> Iterator[tuple[str, Stamp]]:
+    # A row lock() created is at version 0: never bumped, so no time of a change.
+    return ((key, (version, ms(at) if version else 0)) for key, version, at in rows)
 
 
 def read(keys: Sequence[str], using: str | None = None) -> dict[str, int]:
     """Current versions (0 for keys without a row)."""
-    return {key: stamp[0] for key, stamp in read_stamps(keys, using).items()}
+    return versions_of(read_stamps(keys, using))
 
 
 def _content_type(label: str | None) -> ContentType | None:
@@ -246,9 +248,7 @@ def _locked_stamps(manager: Any, keys: Sequence[str]) -> dict[str, Stamp]:
             .order_by("key")
             .values_list("key", "version", "updated_at")
         )
-        found.update(
-            (key, (version, ms(at) if version else 0)) for key, version, at in rows
-        )
+        found.update(_stamped(rows))
     return found
 
 
@@ -266,10 +266,21 @@ class RowsMissing(DatabaseError):
     missing rows before locking any, so no writer waits for another's insert holding a lock)."""
 
 
+def _all_locked(
+    db: str, unique: Sequence[str], found: dict[str, Stamp]
+) -> dict[str, Stamp]:
+    """``found``, when the locking read returned every row of ``unique``; else ``RowsMissing``."""
+    if len(found) < len(unique):
+        _existing.difference_update((db, key) for key in unique if key not in found)
+        raise RowsMissing(f"version rows gone: {sorted(set(unique) - set(found))}")
+    return found
+
+
 def lock(keys: Iterable[str], using: str | None = None) -> dict[str, int]:
     """Lock the rows of ``keys`` (creating missing ones) until the transaction ends; their
-    versions."""
-    return {key: stamp[0] for key, stamp in lock_stamps(keys, using).items()}
+    versions. ``RowsMissing`` when a row was deleted between its making and its lock (the
+    transaction must start again)."""
+    return versions_of(lock_stamps(keys, using))
 
 
 def lock_stamps(
@@ -291,11 +302,7 @@ def lock_stamps(
     manager = row_model()._base_manager.db_manager(db)
     values: dict[str, Stamp] = dict.fromkeys(unique, (0, 0))
     if known_first and all((db, key) in _existing for key in unique):
-        found = _locked_stamps(manager, unique)
-        if len(found) < len(unique):
-            _existing.difference_update((db, key) for key in unique if key not in found)
-            raise RowsMissing(f"version rows gone: {sorted(set(unique) - set(found))}")
-        values.update(found)
+        values.update(_all_locked(db, unique, _locked_stamps(manager, unique)))
         return values
     # Missing rows are created before any row is locked: a writer never waits for another's
     # insert while holding a lock.
@@ -304,7 +311,8 @@ def lock_stamps(
         missing = [key for key in chunk if key not in existing]
         if missing:
             _create(manager, missing)
-    values.update(_locked_stamps(manager, unique))
+    # A row seen above may be deleted before the lock: never go on without its lock.
+    values.update(_all_locked(db, unique, _locked_stamps(manager, unique)))
     if len(_existing) > _MAX_EXISTING:
         _existing.clear()
     _existing.update((db, key) for key in unique)

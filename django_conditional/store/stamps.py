@@ -10,6 +10,7 @@ A plain integer (a value written by an older release) reads as a version with no
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Final
 
@@ -29,6 +30,11 @@ def moment(milliseconds: int) -> datetime | None:
     if not milliseconds:
         return None
     return datetime.fromtimestamp(milliseconds / 1000, timezone.utc)
+
+
+def versions_of(stamps: Mapping[str, Stamp]) -> dict[str, int]:
+    """The versions alone of ``stamps``."""
+    return {key: stamp[0] for key, stamp in stamps.items()}
 
 
 def encode(stamp: Stamp) -> str:
